@@ -1,0 +1,40 @@
+# The two commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+DEMO_OUT ?= demo_out
+TORCH_PIN := torch==2.13.0
+
+.PHONY: demo test lint install install-test clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# torch first, pinned to the CPU build on disk: an unpinned torch would pull a multi-GB CUDA build.
+define install_torch
+	@if [ -n "$$CI" ] || ! $(PY) -c "import torch" 2>/dev/null; then \
+		echo "installing $(TORCH_PIN)"; $(PIP) install -q $(TORCH_PIN); fi
+endef
+
+install: $(PY)
+	$(install_torch)
+	$(PIP) install -q -e .
+
+install-test: $(PY)
+	$(install_torch)
+	$(PIP) install -q -e ".[test]"
+
+demo: install
+	$(VENV)/bin/pda-data demo-run $(DEMO_OUT)
+
+test: install-test
+	$(PY) -m ruff check pda_data pda_train tools tests
+	$(PY) -m pytest -q
+
+lint: install-test
+	$(PY) -m ruff check pda_data pda_train tools tests
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT)

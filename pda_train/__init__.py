@@ -1,0 +1,1 @@
+"""Training side of the PDA toolkit: networks, losses, the streaming trainer and evaluation."""
