@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pda_data.files import atomic_path
 from pda_data.schema import unflatten_points
@@ -25,10 +26,10 @@ class ManifestError(ValueError):
     """A manifest is missing, unreadable or lacks required columns."""
 
 
-def write_manifest(df: pd.DataFrame, path: str | Path) -> None:
-    """Write ``df`` as Parquet atomically."""
+def write_manifest(df: pd.DataFrame, path: str | Path, schema: pa.Schema | None = None) -> None:
+    """Write ``df`` as Parquet atomically (with an explicit Arrow ``schema``, e.g. for list columns)."""
     with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
+        df.to_parquet(tmp, index=False, schema=schema)
 
 
 def read_manifest(path: str | Path, required: tuple[str, ...] = ()) -> pd.DataFrame:

@@ -1,0 +1,216 @@
+"""``pda-data crop-cosers``, ``crop-humans`` and ``merge-manifests``: over :mod:`pda_data.curate`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from pda_data.curate import (
+    COSER_DEFAULTS,
+    FACE_REASONS,
+    HUMAN_DEFAULTS,
+    CurateOptions,
+    RunSummary,
+    count_items,
+    merge_manifests,
+    run_curation,
+    with_overrides,
+)
+from pda_data.faces import ModelError
+from pda_data.manifest import STATUS_REJECTED, ManifestError
+from pda_data.sources import HFOptions, SourceError
+
+console = Console(stderr=True)
+_CURATE_REASONS = FACE_REASONS
+
+
+class DetectorChoice(str, Enum):
+    anime_lbp = "anime-lbp"
+    dlib_hog = "dlib-hog"
+    dlib_cnn = "dlib-cnn"
+
+
+class FacesChoice(str, Enum):
+    largest = "largest"
+    all = "all"
+
+
+class FormatChoice(str, Enum):
+    png = "png"
+    jpg = "jpg"
+
+
+class _RateColumn(ProgressColumn):
+    """Images per second."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.1f} img/s" if task.speed else "-- img/s", style="cyan")
+
+
+def parse_part(text: str | None) -> tuple[int, int] | None:
+    """``"i/N"`` (1-based) to (i, N)."""
+    if not text:
+        return None
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r}: expected i/N, e.g. 2/4") from exc
+    if not 1 <= index <= count:
+        raise typer.BadParameter(f"{text!r}: i must be between 1 and N")
+    return index, count
+
+
+def print_summary(summary: RunSummary, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("")
+    table.add_column("count", justify="right")
+    table.add_row("inputs processed this run", str(summary.processed))
+    table.add_row("faces analysed (all runs)", str(summary.faces))
+    table.add_row("[green]kept", f"[green]{summary.kept}")
+    for reason in _CURATE_REASONS:
+        table.add_row(f"rejected: {reason}", str(summary.reasons.get(reason, 0)))
+    for reason, n in sorted(summary.reasons.items()):
+        if reason not in _CURATE_REASONS:
+            table.add_row(f"[red]error: {reason}", f"[red]{n}")
+    table.add_row("errors (total)", str(summary.errors))
+    table.add_row("images/s", f"{summary.images_per_s:.2f}")
+    console.print(table)
+    console.print(f"manifest: {summary.out / 'manifest.parquet'}")
+
+
+def _run(defaults: CurateOptions, title: str, inputs: list[str], out: Path, workers: int, part: str | None,
+         hf: HFOptions, sheets: bool, **overrides: Any) -> None:
+    options = with_overrides(defaults, **overrides)
+    part_t = parse_part(part)
+    try:
+        total = count_items(inputs, hf, part_t, out=out)
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      _RateColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                      console=console) as progress:
+            task = progress.add_task(title, total=total)
+
+            def on_item(rows: list[dict]) -> None:
+                progress.advance(task)
+                for row in rows:
+                    if row["status"] == STATUS_REJECTED and row["reason"] not in _CURATE_REASONS:
+                        message = row["detail"] or row["source"]
+                        progress.console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+
+            summary = run_curation(inputs, out, options, workers=workers, part=part_t, hf=hf, sheets=sheets,
+                                   on_item=on_item)
+    except (SourceError, ModelError, ManifestError) as err:
+        console.print(f"[red]error:[/] {err}", soft_wrap=True)
+        raise typer.Exit(2) from err
+    except KeyboardInterrupt as exc:
+        console.print(f"interrupted: finished inputs are saved in {out}; rerun the same command to resume")
+        raise typer.Exit(130) from exc
+    print_summary(summary, title)
+
+
+def _command(defaults: CurateOptions, title: str, help_text: str) -> Callable[..., None]:
+    d = defaults
+    detector_default = DetectorChoice(d.detector)
+    fallback_default = DetectorChoice(d.fallback_detector) if d.fallback_detector else None
+    faces_default = FacesChoice(d.faces)
+    format_default = FormatChoice(d.fmt)
+
+    def command(
+        inputs: Annotated[list[str], typer.Argument(
+            help="Image files, folders (recursive), .txt/.lst path lists, saved Hugging Face data sets, "
+                 "or hf://owner/name (needs network).", show_default=False)],
+        out: Annotated[Path, typer.Option(
+            "--out", "-o", help="Output folder (images/, manifest.parquet, sheets). Rerunning with the same "
+                                "folder resumes.")],
+        detector: Annotated[DetectorChoice, typer.Option(help="Face detector.")] = detector_default,
+        fallback_detector: Annotated[DetectorChoice | None, typer.Option(
+            help="Second detector; its faces that no first-detector face overlaps are added.")] = (
+            fallback_default),
+        no_fallback: Annotated[bool, typer.Option(
+            "--no-fallback", help="Use the first detector only.")] = False,
+        cascade: Annotated[Path | None, typer.Option(
+            help="lbpcascade_animeface.xml for anime-lbp (default: $PDA_ANIME_CASCADE, the cache, or a "
+                 "sha256-checked download).")] = None,
+        faces: Annotated[FacesChoice, typer.Option(help="Faces per photo: the largest only, or all.")] = (
+            faces_default),
+        min_face: Annotated[float, typer.Option(
+            help="Minimum face size in pixels (side of the landmarks' bounding square, brows to chin).")] = (
+            d.min_face),
+        max_yaw: Annotated[float, typer.Option(help="Largest |yaw| (left-right turn) kept, degrees.")] = (
+            d.max_yaw),
+        max_pitch: Annotated[float, typer.Option(help="Largest |pitch| (up-down tilt) kept, degrees.")] = (
+            d.max_pitch),
+        max_roll: Annotated[float, typer.Option(help="Largest |roll| (in-plane tilt) kept, degrees.")] = (
+            d.max_roll),
+        margin: Annotated[float, typer.Option(
+            help="Crop margin on each side, as a fraction of the face size (0.5 holds the hair).")] = (
+            d.margin),
+        size: Annotated[int, typer.Option(help="Output crop side in pixels.")] = d.size,
+        align: Annotated[bool, typer.Option(help="Rotate crops so the eyes are level.")] = d.align,
+        fmt: Annotated[FormatChoice, typer.Option("--format", help="Crop file format.")] = format_default,
+        quality: Annotated[int, typer.Option(help="JPEG quality (with --format jpg).")] = d.quality,
+        dedup: Annotated[bool, typer.Option(help="Drop near-duplicate crops (perceptual hash).")] = d.dedup,
+        hamming: Annotated[int, typer.Option(
+            help="Near-duplicate threshold: whose 64-bit pHashes differ in at most this many bits.")] = (
+            d.hamming),
+        workers: Annotated[int, typer.Option(help="Worker processes (results identical to 1).")] = 1,
+        part: Annotated[str | None, typer.Option(
+            help="Process only part i of N (1-based, e.g. 2/4): a fixed split by source, for several "
+                 "machines; join the part folders with merge-manifests.")] = None,
+        hf_split: Annotated[str, typer.Option(help="Split of a Hugging Face data set input.")] = "train",
+        hf_image_column: Annotated[str, typer.Option(
+            help="Image column of a Hugging Face data set input.")] = "image",
+        sheets: Annotated[bool, typer.Option(
+            help="Write contact_sheet.jpg (kept, with landmarks) and rejects_sheet.jpg.")] = True,
+    ) -> None:
+        _run(defaults, title, inputs, out, workers, part, HFOptions(hf_split, hf_image_column), sheets,
+             detector=detector.value,
+             fallback_detector="" if no_fallback or fallback_detector is None else fallback_detector.value,
+             cascade=cascade, faces=faces.value, min_face=min_face, max_yaw=max_yaw, max_pitch=max_pitch,
+             max_roll=max_roll, margin=margin, size=size, align=align, fmt=fmt.value, quality=quality,
+             dedup=dedup, hamming=hamming)
+
+    command.__doc__ = help_text
+    return command
+
+
+def merge_command(
+    parts: Annotated[list[Path], typer.Argument(help="Part output folders (from --part i/N runs).",
+                                                show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Merged output folder.")],
+    dedup: Annotated[bool, typer.Option(help="Drop near-duplicates across parts (first key wins).")] = True,
+    hamming: Annotated[int, typer.Option(help="Near-duplicate threshold in bits.")] = HUMAN_DEFAULTS.hamming,
+    sheets: Annotated[bool, typer.Option(help="Write the contact sheets of the merged folder.")] = True,
+) -> None:
+    """Join the output folders of several --part runs into one manifest and image folder."""
+    try:
+        summary = merge_manifests(parts, out, dedup=dedup, hamming=hamming, sheets=sheets)
+    except ManifestError as err:
+        console.print(f"[red]error:[/] {err}", soft_wrap=True)
+        raise typer.Exit(2) from err
+    print_summary(summary, "merge-manifests")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("crop-cosers")(_command(
+        COSER_DEFAULTS, "crop-cosers",
+        "Crop coser head portraits from raw photos (anime-lbp detector as in the paper; dlib-hog fallback)."))
+    app.command("crop-humans")(_command(
+        HUMAN_DEFAULTS, "crop-humans", "Crop human head portraits from raw photos (dlib-hog detector)."))
+    app.command("merge-manifests")(merge_command)
