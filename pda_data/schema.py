@@ -83,6 +83,13 @@ class LandmarkSchema:
             raise ValueError(f"expected {self.name} points of shape (..., {self.n_points}, 2), got {arr.shape}")
         return arr
 
+    def group_points(self, points: np.ndarray, group: str) -> np.ndarray:
+        """The points of one named group, (..., len(group), 2); ``"contour"`` gives the 17-point LDN domain
+        for either schema, so curated 68-point manifests and 56-point annotations share one vocabulary."""
+        if group not in self.groups:
+            raise KeyError(f"{self.name} has no group {group!r} (groups: {', '.join(self.groups)})")
+        return self.check_shape(points)[..., list(self.groups[group]), :]
+
     def eye_centres(self, points: np.ndarray) -> np.ndarray:
         """Centres of the image-left and image-right eye, shape (..., 2, 2)."""
         arr = self.check_shape(points)
@@ -188,6 +195,11 @@ SCHEMAS: dict[str, LandmarkSchema] = {ANIME56.name: ANIME56, HUMAN68.name: HUMAN
 
 # Structure heatmap channels, in the order of LandmarkSchema.structure_points.
 STRUCTURE_CHANNELS: tuple[str, ...] = ("left_eye_centre", "right_eye_centre", "left_mouth_corner", "right_mouth_corner")
+# Channel of each structure channel in the horizontally mirrored image (image-left and image-right swap).
+STRUCTURE_FLIP: tuple[int, ...] = tuple(
+    STRUCTURE_CHANNELS.index(n.replace("left", "<").replace("right", "left").replace("<", "right"))
+    for n in STRUCTURE_CHANNELS
+)
 
 
 @dataclass(frozen=True)
