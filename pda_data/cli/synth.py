@@ -1,0 +1,239 @@
+"""``pda-data synth-structure``, ``synth-highlights`` and ``synth-aug``: over :mod:`pda_data.synth`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from pda_data.annotations import AnnotationError
+from pda_data.highlights import Levels
+from pda_data.manifest import MANIFEST_NAME, ManifestError
+from pda_data.structure import ABNORMAL_KINDS
+from pda_data.synth import (
+    SHEET_NAME,
+    Face,
+    SynthSummary,
+    Task,
+    load_anime_faces,
+    load_portrait_faces,
+    plan_aug,
+    plan_highlights,
+    plan_structure,
+    run_synth,
+)
+
+console = Console(stderr=True)
+_SHOWN_PROBLEMS = 10
+
+Out = Annotated[
+    Path,
+    typer.Option(
+        "--out",
+        "-o",
+        help="Output folder: images/, manifest.parquet, contact_sheet.jpg. Rerunning the same command "
+        "resumes.",
+    ),
+]
+Count = Annotated[int, typer.Option("--n", min=1, help="Number of samples to make.")]
+Seed = Annotated[int, typer.Option(help="Random seed; the same seed and inputs give the same samples.")]
+Workers = Annotated[int, typer.Option(min=1, help="Worker processes (results identical for any number).")]
+SheetRows = Annotated[
+    int, typer.Option(min=0, help="Samples shown in contact_sheet.jpg (input | mask | result).")
+]
+AnimeFile = Annotated[
+    Path,
+    typer.Option(help="Anime annotation file (Parquet from `pda-data landmarks import`, ANIME56 points)."),
+]
+HumansDir = Annotated[
+    Path, typer.Option(help="Curated human portrait folder (`pda-data crop-humans` output).")
+]
+Legit = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="Fraction of legit (label 1, unchanged) samples.")
+]
+
+
+def _inputs(loader: Any, path: Path, what: str) -> list[Face]:
+    try:
+        faces, problems = loader(path)
+    except (ManifestError, AnnotationError) as err:
+        console.print(f"[red]error:[/] {err}", soft_wrap=True)
+        raise typer.Exit(2) from err
+    for line in problems[:_SHOWN_PROBLEMS]:
+        console.print(f"[yellow]skipped {what}:[/] {line}", soft_wrap=True)
+    if len(problems) > _SHOWN_PROBLEMS:
+        console.print(f"[yellow]... and {len(problems) - _SHOWN_PROBLEMS} more unusable {what} rows")
+    if not faces:
+        console.print(f"[red]error:[/] {path}: no usable {what} faces")
+        raise typer.Exit(2)
+    return faces
+
+
+def _execute(job: str, title: str, tasks: Sequence[Task], out: Path, workers: int) -> None:
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, TimeRemainingColumn(), console=console) as progress:
+            bar = progress.add_task(title, total=len(tasks))
+            summary = run_synth(job, tasks, out, workers, on_progress=lambda n: progress.advance(bar, n))
+    except KeyboardInterrupt as exc:
+        console.print(f"interrupted: rerun the same command to resume from the last checkpoint in {out}")
+        raise typer.Exit(130) from exc
+    _print_summary(summary, title, out)
+
+
+def _print_summary(summary: SynthSummary, title: str, out: Path) -> None:
+    table = Table(title=title)
+    table.add_column("")
+    table.add_column("count", justify="right")
+    table.add_row("samples", str(summary.total))
+    table.add_row("[green]kept", f"[green]{summary.kept}")
+    table.add_row("  reused from an earlier run", str(summary.reused))
+    for kind, n in sorted(summary.by_kind.items()):
+        table.add_row(f"  kind: {kind}", str(n))
+    for reason, n in sorted(summary.rejected.items()):
+        table.add_row(f"[yellow]bad pair: {reason}", f"[yellow]{n}")
+    console.print(table)
+    for line in summary.problems[:_SHOWN_PROBLEMS]:
+        console.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
+    sheet = f"   contact sheet: {out / SHEET_NAME}" if (out / SHEET_NAME).is_file() else ""
+    console.print(f"manifest: {out / MANIFEST_NAME}{sheet}")
+
+
+def synth_structure(
+    anime: AnimeFile,
+    out: Out,
+    n: Count = 1000,
+    seed: Seed = 0,
+    workers: Workers = 1,
+    legit_fraction: Legit = 0.5,
+    kinds: Annotated[
+        str, typer.Option(help=f"Comma-separated abnormal kinds to draw from ({', '.join(ABNORMAL_KINDS)}).")
+    ] = ",".join(ABNORMAL_KINDS),
+    margin: Annotated[
+        float, typer.Option(min=0.0, help="Grow a cut eye/mouth region by this fraction of its size.")
+    ] = 0.15,
+    feather: Annotated[
+        float, typer.Option(min=0.0, help="Soft edge of pasted/filled regions (Gaussian sigma, px).")
+    ] = 1.5,
+    sheet_rows: SheetRows = 8,
+) -> None:
+    """Legit and abnormal anime faces (Fig. 5) for the face structure classifier.
+
+    Abnormal kinds: eye_pasted (a third eye), eye_removed, mouth_removed, eye_moved, mouth_moved. Each row
+    records the visible eye centres and mouth corners (structure_points) and their heatmap channel.
+    """
+    chosen = [k.strip() for k in kinds.split(",") if k.strip()]
+    unknown = sorted(set(chosen) - set(ABNORMAL_KINDS))
+    if unknown or not chosen:
+        raise typer.BadParameter(f"unknown kind(s) {unknown}; choose from {', '.join(ABNORMAL_KINDS)}")
+    faces = _inputs(load_anime_faces, anime, "anime")
+    options = {"margin": margin, "feather": feather}
+    tasks = plan_structure(faces, n, seed, legit_fraction, chosen, options, sheet_rows)
+    _execute("structure", "synth-structure", tasks, out, workers)
+
+
+def synth_highlights(
+    humans: HumansDir,
+    anime: AnimeFile,
+    out: Out,
+    n: Count = 1000,
+    seed: Seed = 0,
+    workers: Workers = 1,
+    legit_fraction: Legit = 0.5,
+    black: Annotated[
+        float, typer.Option(help="Levels input black point (0-1): darker values become 0.")
+    ] = Levels.black,
+    white: Annotated[
+        float, typer.Option(help="Levels input white point (0-1): brighter values become 1.")
+    ] = Levels.white,
+    gamma: Annotated[
+        float, typer.Option(help="Levels midtone gamma (>1 brightens the midtones).")
+    ] = Levels.gamma,
+    threshold: Annotated[
+        float, typer.Option(help="Adjusted luminance (0-1) at or above which a pixel is a highlight.")
+    ] = Levels.threshold,
+    min_coverage: Annotated[
+        float,
+        typer.Option(help="Reject pairs whose highlights cover less of the anime face than this fraction."),
+    ] = 0.01,
+    feather: Annotated[
+        float, typer.Option(min=0.0, help="Soft edge of the warped highlight mask (sigma, px).")
+    ] = 1.0,
+    sheet_rows: SheetRows = 8,
+) -> None:
+    """Anime faces with human highlight artifacts (Fig. 7) for the highlight classifier.
+
+    Highlights of a human crop (levels + threshold, forehead excluded) are warped onto a random anime face
+    through the human-68 to anime-56 triangulation and max-blended inside the anime face mask. Writes the
+    warped highlight mask of each sample to masks/.
+    """
+    try:
+        levels = Levels(black=black, white=white, gamma=gamma, threshold=threshold)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    human_faces = _inputs(load_portrait_faces, humans, "human")
+    anime_faces = _inputs(load_anime_faces, anime, "anime")
+    options = {"levels": levels, "feather": feather, "min_coverage": min_coverage}
+    tasks = plan_highlights(human_faces, anime_faces, n, seed, legit_fraction, options, sheet_rows)
+    _execute("highlight", "synth-highlights", tasks, out, workers)
+
+
+def synth_aug(
+    humans: HumansDir,
+    cosers: Annotated[
+        Path, typer.Option(help="Curated coser portrait folder (`pda-data crop-cosers` output).")
+    ],
+    out: Out,
+    n: Count = 200,
+    seed: Seed = 0,
+    workers: Workers = 1,
+    grid: Annotated[
+        int, typer.Option(min=2, help="TPS evaluation grid (fast path); larger is more exact.")
+    ] = 32,
+    colour_match: Annotated[
+        bool, typer.Option(help="Match the human skin colour to the coser face (Lab mean/std).")
+    ] = True,
+    colour_min: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Lowest random colour-match strength.")
+    ] = 0.5,
+    colour_max: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Highest random colour-match strength.")
+    ] = 1.0,
+    feather_min: Annotated[
+        float, typer.Option(min=0.0, help="Lowest seam feather, as a fraction of the brow-to-chin distance.")
+    ] = 0.03,
+    feather_max: Annotated[float, typer.Option(min=0.0, help="Highest seam feather (same unit).")] = 0.06,
+    sheet_rows: SheetRows = 8,
+) -> None:
+    """Offline Aug-Portrait samples (Fig. 8) for inspection: human faces TPS-warped into coser faces.
+
+    The trainer makes these on the fly with the same function (pda_data.augportrait.fuse); the fused
+    image's landmarks are the coser's (manifest column landmarks, HUMAN68).
+    """
+    if colour_min > colour_max or feather_min > feather_max:
+        raise typer.BadParameter("each --*-min must not exceed its --*-max")
+    human_faces = _inputs(load_portrait_faces, humans, "human")
+    coser_faces = _inputs(load_portrait_faces, cosers, "coser")
+    strength = (colour_min, colour_max) if colour_match else (0.0, 0.0)
+    options = {"grid": grid, "colour_strength": strength, "feather": (feather_min, feather_max)}
+    tasks = plan_aug(human_faces, coser_faces, n, seed, options, sheet_rows)
+    _execute("aug", "synth-aug", tasks, out, workers)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the three synthesis commands to ``app``."""
+    app.command("synth-structure")(synth_structure)
+    app.command("synth-highlights")(synth_highlights)
+    app.command("synth-aug")(synth_aug)

@@ -1,0 +1,152 @@
+"""Benchmark the TPS warp against kornia's, and Aug-Portrait fusion throughput, on one CPU thread.
+
+TPS: a 3 x 256 x 256 image, 17 contour points plus the border anchors, an anime-like jaw deformation, at
+batch 1 and 16. Ours (fast coarse-grid path and exact path) and the reference,
+``kornia.geometry.transform.get_tps_transform`` + ``warp_image_tps``, run on the same inputs in the same
+invocation; times are the best of several rounds. ``speedup_vs_kornia`` = kornia time / our fast-path time
+at batch 1. ``fast_max_err_px`` = the largest distance, in pixels, between the fast and the exact sampling
+grids (batch 16). Aug-Portrait: ``augportrait.fuse`` on the two shared selfies (dlib landmarks found here;
+``skimage.data.astronaut()`` and its mirror image when the samples are missing), fusions per second of
+process CPU time with one thread.
+
+    python tools/bench_warp.py [--samples DIR] [--rounds 5] [--fusions 200]
+
+The last line of stdout is one JSON object: speedup_vs_kornia, speedup_vs_kornia_b16, exact_speedup_vs_kornia,
+fast_max_err_px, aug_fusions_per_s_per_core, and the times in ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from kornia.geometry.transform import get_tps_transform, warp_image_tps
+
+from pda_data.augportrait import fuse
+from pda_data.faces import Landmarker, make_detector
+from pda_data.images import load_image
+from pda_data.warp import border_anchors, tps_grid, tps_warp
+
+SIZE = 256
+
+
+def _points(batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Jaw-like contours (17 points, normalized) and their narrowed, lengthened anime targets."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(np.pi * 1.05, -0.05 * np.pi, 17)
+    base = np.stack([0.5 * np.cos(t), 0.6 * np.abs(np.sin(t)) - 0.1], -1)
+    src = base[None] * rng.uniform(0.85, 1.1, (batch, 1, 1)) + rng.normal(0, 0.01, (batch, 17, 2))
+    below = np.clip(src[..., 1:], 0, None)
+    dst = src * np.concatenate([1 - 0.25 * below, np.ones_like(below)], -1)
+    dst[..., 1:] += 0.12 * below
+    return torch.from_numpy(src).float(), torch.from_numpy(dst).float()
+
+
+def _best_ms(fn: Callable[[], object], rounds: int, repeat: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeat):
+            fn()
+        best = min(best, (time.perf_counter() - start) / repeat)
+    return best * 1e3
+
+
+def _kornia(image: torch.Tensor, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """kornia's warp with the same anchors; its convention fits output (dst) -> input (src)."""
+    anchors = border_anchors(5, src.dtype).expand(src.shape[0], -1, -1)
+    s, d = torch.cat([src, anchors], 1), torch.cat([dst, anchors], 1)
+    kernel, affine = get_tps_transform(d, s)
+    return warp_image_tps(image, s, kernel, affine, align_corners=True)
+
+
+def bench_tps(rounds: int) -> dict[str, float]:
+    result: dict[str, float] = {}
+    for batch, repeat in ((1, 10), (16, 2)):
+        image = torch.rand(batch, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+        src, dst = _points(batch, seed=batch)
+        with torch.no_grad():
+            kornia, fast = partial(_kornia, image, src, dst), partial(tps_warp, image, src, dst)
+            result[f"kornia_ms_b{batch}"] = _best_ms(kornia, rounds, repeat)
+            result[f"fast_ms_b{batch}"] = _best_ms(fast, rounds, repeat)
+            result[f"exact_ms_b{batch}"] = _best_ms(partial(tps_warp, image, src, dst, grid=None), rounds, 1)
+        if batch == 16:
+            exact = tps_grid(src, dst, (SIZE, SIZE), grid=None)
+            fast = tps_grid(src, dst, (SIZE, SIZE), grid=64)
+            result["fast_max_err_px"] = float((exact - fast).norm(dim=-1).max()) * (SIZE - 1) / 2
+    return result
+
+
+def _portraits(samples: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    names = ("selfie_female_222.jpg", "selfie_female_2321.jpg")
+    if all((samples / n).is_file() for n in names):
+        images = [load_image(samples / n) for n in names]
+    else:
+        import skimage.data
+
+        face = cv2.resize(
+            skimage.data.astronaut()[0:300, 100:400], (SIZE, SIZE), interpolation=cv2.INTER_AREA
+        )
+        images = [face, np.ascontiguousarray(face[:, ::-1])]
+    detector, landmarker = make_detector("dlib-hog"), Landmarker()
+    return [(rgb, landmarker.predict(rgb, detector.detect(rgb)[0].box)) for rgb in images]
+
+
+def bench_aug(samples: Path, fusions: int) -> float:
+    (human, h_pts), (coser, c_pts) = _portraits(samples)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        fuse(human, h_pts, coser, c_pts, rng)
+    start = time.process_time()
+    for i in range(fusions):
+        pair = ((human, h_pts, coser, c_pts), (coser, c_pts, human, h_pts))[i % 2]
+        fuse(*pair, rng)
+    return fusions / (time.process_time() - start)
+
+
+def main() -> None:
+    repo = Path(__file__).resolve().parents[1]
+    default_samples = Path(os.environ.get("PDA_SHARED", repo.parent / "shared")) / "samples"
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--samples", type=Path, default=default_samples, help="folder with the shared selfies"
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="timing rounds (best is kept)")
+    parser.add_argument("--fusions", type=int, default=200, help="Aug-Portrait fusions to time")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+    tps = bench_tps(args.rounds)
+    for b in (1, 16):
+        times = (tps[f"kornia_ms_b{b}"], tps[f"fast_ms_b{b}"], tps[f"exact_ms_b{b}"])
+        print(
+            "batch {:2d}: kornia {:8.2f} ms   ours fast {:7.2f} ms   ours exact {:8.2f} ms".format(b, *times)
+        )
+    print(f"fast path vs exact: max {tps['fast_max_err_px']:.4f} px")
+    aug = bench_aug(args.samples, args.fusions)
+    print(f"Aug-Portrait: {aug:.1f} fusions/s per core (256x256)")
+    summary = {
+        "speedup_vs_kornia": round(tps["kornia_ms_b1"] / tps["fast_ms_b1"], 2),
+        "speedup_vs_kornia_b16": round(tps["kornia_ms_b16"] / tps["fast_ms_b16"], 2),
+        "exact_speedup_vs_kornia": round(tps["kornia_ms_b1"] / tps["exact_ms_b1"], 2),
+        "fast_max_err_px": round(tps["fast_max_err_px"], 4),
+        "aug_fusions_per_s_per_core": round(aug, 1),
+        **{k: round(v, 3) for k, v in tps.items() if k.endswith(tuple(f"ms_b{b}" for b in (1, 16)))},
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
