@@ -80,7 +80,9 @@ class LandmarkSchema:
         """Return ``points`` as a float array of shape (..., n_points, 2), or raise ValueError."""
         arr = np.asarray(points, dtype=np.float64)
         if arr.ndim < 2 or arr.shape[-2:] != (self.n_points, 2):
-            raise ValueError(f"expected {self.name} points of shape (..., {self.n_points}, 2), got {arr.shape}")
+            raise ValueError(
+                f"expected {self.name} points of shape (..., {self.n_points}, 2), got {arr.shape}"
+            )
         return arr
 
     def group_points(self, points: np.ndarray, group: str) -> np.ndarray:
@@ -98,7 +100,7 @@ class LandmarkSchema:
         return np.stack([left, right], axis=-2)
 
     def structure_points(self, points: np.ndarray) -> np.ndarray:
-        """The 4 structure points: left eye centre, right eye centre, left and right mouth corner, (..., 4, 2)."""
+        """The 4 structure points, (..., 4, 2): left and right eye centre, left and right mouth corner."""
         arr = self.check_shape(points)
         mouth = arr[..., list(self.mouth_corners), :]
         return np.concatenate([self.eye_centres(arr), mouth], axis=-2)
@@ -194,7 +196,12 @@ HUMAN68 = _human68()
 SCHEMAS: dict[str, LandmarkSchema] = {ANIME56.name: ANIME56, HUMAN68.name: HUMAN68}
 
 # Structure heatmap channels, in the order of LandmarkSchema.structure_points.
-STRUCTURE_CHANNELS: tuple[str, ...] = ("left_eye_centre", "right_eye_centre", "left_mouth_corner", "right_mouth_corner")
+STRUCTURE_CHANNELS: tuple[str, ...] = (
+    "left_eye_centre",
+    "right_eye_centre",
+    "left_mouth_corner",
+    "right_mouth_corner",
+)
 # Channel of each structure channel in the horizontally mirrored image (image-left and image-right swap).
 STRUCTURE_FLIP: tuple[int, ...] = tuple(
     STRUCTURE_CHANNELS.index(n.replace("left", "<").replace("right", "left").replace("<", "right"))

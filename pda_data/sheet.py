@@ -40,7 +40,8 @@ def _fit_tile(tile: np.ndarray, size: int) -> np.ndarray:
         tile = np.repeat(tile[:, :, None], 3, axis=2)
     h, w = tile.shape[:2]
     scale = size / max(h, w)
-    resized = cv2.resize(tile, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    new_size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resized = cv2.resize(tile, new_size, interpolation=cv2.INTER_AREA)
     canvas = np.full((size, size, 3), 32, np.uint8)
     y0 = (size - resized.shape[0]) // 2
     x0 = (size - resized.shape[1]) // 2
@@ -54,7 +55,7 @@ def contact_sheet(
     columns: int = 8,
     tile_size: int = 128,
 ) -> np.ndarray:
-    """Lay RGB ``tiles`` out in a grid (each fitted into ``tile_size``), with an optional caption under each."""
+    """Lay RGB ``tiles`` out in a grid, each fitted into ``tile_size``, with optional captions."""
     columns = max(1, min(columns, len(tiles) or 1))
     rows = max(1, -(-len(tiles) // columns))
     caption = 14 if labels is not None else 0
