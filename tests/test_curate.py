@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import cv2
+import datasets
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +15,7 @@ from PIL import Image
 from skimage import data
 from typer.testing import CliRunner
 
+from pda_data import demo
 from pda_data.cli import app
 from pda_data.curate import (
     COSER_DEFAULTS,
@@ -222,7 +224,6 @@ def test_exif_rotated_photo_is_found_upright(tmp_path: Path) -> None:
 
 
 def test_list_file_and_hf_dataset(raw: Path, tmp_path: Path) -> None:
-    datasets = pytest.importorskip("datasets")
     listing = tmp_path / "inputs.txt"
     listing.write_text(f"# two photos\n{raw / 'a_selfie.png'}\n\nb_selfie.jpg\n")
     shutil.copy(raw / "b_selfie.jpg", tmp_path / "b_selfie.jpg")
@@ -265,7 +266,6 @@ def test_manifest_schema_is_the_contract() -> None:
 
 def test_demo_world_counts(cascade_path: Path, tmp_path: Path) -> None:
     """crop-cosers on the demo world keeps every frontal face and rejects the others with the right reason."""
-    demo = pytest.importorskip("pda_data.demo")
     config = demo.DemoConfig(n_cosers=4, n_humans=1, n_anime=1)
     truth = demo.write_demo(tmp_path / "demo", config, cascade_path)
     options = with_overrides(COSER_DEFAULTS, cascade=cascade_path, faces="all", dedup=False)
