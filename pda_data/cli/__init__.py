@@ -15,7 +15,7 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on ``app``.
-_COMMAND_MODULES: tuple[str, ...] = ("curate", "demo", "landmarks", "synth")
+_COMMAND_MODULES: tuple[str, ...] = ("curate", "shards", "demo", "landmarks", "synth")
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"pda_data.cli.{_name}").register(app)

@@ -1,0 +1,233 @@
+"""`pda-data pack | verify | inspect | export-hf`: WebDataset shards of the curated and synthetic data."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from pda_data import shards as sh
+from pda_data.images import save_image
+from pda_data.manifest import ManifestError
+
+console = Console()
+err = Console(stderr=True, soft_wrap=True)  # one line per error, however long
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(2)
+
+
+def pack(
+    out: Annotated[Path, typer.Option("--out", help="Shard set folder (created; index.json is rewritten).")],
+    cosers: Annotated[Path | None, typer.Option(help="Curated coser folder (crop-cosers output).")] = None,
+    humans: Annotated[Path | None, typer.Option(help="Curated human folder (crop-humans output).")] = None,
+    anime: Annotated[
+        Path | None, typer.Option(help="Anime annotation Parquet (landmarks import output).")
+    ] = None,
+    structure: Annotated[Path | None, typer.Option(help="Structure-classifier synthesis folder.")] = None,
+    highlights: Annotated[Path | None, typer.Option(help="Highlight-classifier synthesis folder.")] = None,
+    test_fraction: Annotated[
+        float,
+        typer.Option(help="Share of keys in the test split, chosen by key hash (stable as data grows)."),
+    ] = 0.1,
+    shard_size: Annotated[int, typer.Option(help="Most samples per shard.")] = 1000,
+    max_shard_bytes: Annotated[int, typer.Option(help="Most bytes per shard (default 1 GiB).")] = 1 << 30,
+    image_format: Annotated[
+        str, typer.Option(help="Image member format: png (lossless) or jpg (q95).")
+    ] = "png",
+    seed: Annotated[int, typer.Option(help="Seed of the sample shuffle across shards.")] = 0,
+) -> None:
+    """Pack each given input into train/test WebDataset shards per role and write SHARDS/index.json.
+
+    Roles not given keep their shards and index entries from an earlier pack. Shards are written under a
+    temporary name and renamed, so an interrupted pack leaves no partial shard; rerunning is safe. Inputs
+    that cannot be used (missing or corrupt image, bad landmarks, duplicate key) are listed and skipped.
+    """
+    given = {
+        "coser": cosers,
+        "human": humans,
+        "anime": anime,
+        "structure": structure,
+        "highlight": highlights,
+    }
+    sources = {role: path for role, path in given.items() if path is not None}
+    if not sources:
+        raise _fail(
+            "nothing to pack: give at least one of --cosers, --humans, --anime, --structure, --highlights"
+        )
+    flags = {
+        "coser": "--cosers",
+        "human": "--humans",
+        "anime": "--anime",
+        "structure": "--structure",
+        "highlight": "--highlights",
+    }
+    args = ["pda-data", "pack", "--out", str(out)]
+    args += [a for role, path in sources.items() for a in (flags[role], str(path))]
+    args += [
+        "--test-fraction",
+        str(test_fraction),
+        "--shard-size",
+        str(shard_size),
+        "--max-shard-bytes",
+        str(max_shard_bytes),
+        "--image-format",
+        image_format,
+        "--seed",
+        str(seed),
+    ]
+    command = shlex.join(args)
+    try:
+        with _progress() as progress:
+            tasks: dict[str, int] = {}
+
+            def tick(role: str) -> None:
+                if role not in tasks:
+                    tasks[role] = progress.add_task(f"pack {role}", total=None)
+                progress.advance(tasks[role])
+
+            result = sh.pack(
+                out,
+                sources,
+                test_fraction=test_fraction,
+                shard_size=shard_size,
+                max_shard_bytes=max_shard_bytes,
+                image_format=image_format,
+                seed=seed,
+                command=command,
+                on_sample=tick,
+            )
+    except (ManifestError, sh.ShardError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    for problem in result.problems:
+        err.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
+    table = Table(title=f"packed {out}")
+    for col in ("role", "train samples", "train shards", "test samples", "test shards", "skipped"):
+        table.add_column(col, justify="left" if col == "role" else "right")
+    for role in sources:
+        info = result.index["roles"][role]
+        sp = info["splits"]
+        table.add_row(
+            role,
+            str(sp["train"]["samples"]),
+            str(len(sp["train"]["shards"])),
+            str(sp["test"]["samples"]),
+            str(len(sp["test"]["shards"])),
+            str(info["skipped"]),
+        )
+    console.print(table)
+
+
+def verify(
+    shards: Annotated[Path, typer.Argument(help="Shard set folder holding index.json.")],
+    deep: Annotated[
+        bool,
+        typer.Option("--deep", help="Also decode every sample and validate its metadata against the schema."),
+    ] = False,
+) -> None:
+    """Check every shard against the index (present, byte size, sha256, sample count); exit 1 on problems."""
+    try:
+        with _progress() as progress:
+            index = sh.read_index(shards)
+            task = progress.add_task("verify", total=len(sh.shard_entries(index)))
+            problems, checked = sh.verify(shards, deep=deep, on_shard=lambda _: progress.advance(task))
+    except sh.ShardError as exc:
+        raise _fail(str(exc)) from exc
+    for problem in problems:
+        err.print(f"[red]problem[/red] {problem}", highlight=False)
+    bad = len({p.where for p in problems})
+    mode = "deep" if deep else "index"
+    console.print(f"verified ({mode}) {checked} shard(s): {len(problems)} problem(s) in {bad} file(s)")
+    if problems:
+        raise typer.Exit(1)
+
+
+def inspect(
+    shards: Annotated[Path, typer.Argument(help="Shard set folder holding index.json.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the contact sheets (default SHARDS/inspect).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="Split to sample for the sheets.")] = "train",
+    count: Annotated[int, typer.Option(help="Random samples per role sheet.")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed of the sample choice.")] = 0,
+) -> None:
+    """Print the index as a table and write a contact sheet per role (random samples, landmarks drawn)."""
+    try:
+        index = sh.read_index(shards)
+    except sh.ShardError as exc:
+        raise _fail(str(exc)) from exc
+    table = Table(title=f"{shards} (schema v{index.get('schema_version')})")
+    for col in ("role", "schema", "format", "split", "shards", "samples", "MiB"):
+        table.add_column(col, justify="right" if col in ("shards", "samples", "MiB") else "left")
+    for role, info in index["roles"].items():
+        for split_name, sp in info["splits"].items():
+            mib = sum(e["bytes"] for e in sp["shards"]) / 2**20
+            table.add_row(
+                role,
+                info["schema"],
+                info.get("image_format", "png"),
+                split_name,
+                str(len(sp["shards"])),
+                str(sp["samples"]),
+                f"{mib:.1f}",
+            )
+    console.print(table)
+    folder = out if out is not None else Path(shards) / "inspect"
+    for role in index["roles"]:
+        try:
+            sheet = sh.sample_sheet(shards, role, split=split, count=count, seed=seed)
+        except sh.ShardError as exc:
+            err.print(f"[yellow]no sheet[/yellow] {exc}", highlight=False)
+            continue
+        save_image(folder / f"{role}.png", sheet)
+        console.print(f"wrote {folder / f'{role}.png'}")
+
+
+def export_hf(
+    shards: Annotated[Path, typer.Argument(help="Shard set folder holding index.json.")],
+    role: Annotated[str, typer.Option(help=f"Role to export: {', '.join(sh.ROLES)}.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for datasets.Dataset.save_to_disk.")],
+    split: Annotated[str, typer.Option(help="Split to export.")] = "train",
+    cache_dir: Annotated[Path | None, typer.Option(help="Hugging Face datasets cache folder.")] = None,
+    push_to_hub: Annotated[
+        str | None, typer.Option(help="Also push to this Hub repo id (needs network and a token).")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="HF_TOKEN", help="Hub token (default: $HF_TOKEN).")
+    ] = None,
+) -> None:
+    """Save one role's split as a Hugging Face `datasets` dataset on disk (read with load_from_disk)."""
+    try:
+        ds = sh.export_hf(shards, role, out, split=split, cache_dir=cache_dir)
+    except sh.ShardError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"saved {len(ds)} {role}/{split} samples to {out} (columns: {', '.join(ds.column_names)})")
+    if push_to_hub:
+        ds.push_to_hub(push_to_hub, split=split, token=token)
+        console.print(f"pushed to https://huggingface.co/datasets/{push_to_hub}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the shard commands to ``pda-data``."""
+    app.command("pack")(pack)
+    app.command("verify")(verify)
+    app.command("inspect")(inspect)
+    app.command("export-hf")(export_hf)

@@ -1,0 +1,195 @@
+"""Stage and classifier streams: batch contract, flip permutation, mixer weights, bad shards, DDP split."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from shard_world import anime_annotations, face_template, portrait_folder, synth_folder
+
+from pda_data import shards as sh
+from pda_data import stream as st
+from pda_data.schema import HUMAN68, STRUCTURE_FLIP, denormalize_points
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Path:
+    root = tmp_path_factory.mktemp("world")
+    sources = {
+        "coser": portrait_folder(root / "cosers", 24, prefix="coser", size=64),
+        "human": portrait_folder(root / "humans", 12, prefix="human", size=64, seed=3),
+        "anime": anime_annotations(root, samples_dir, 16, size=64),
+        "structure": synth_folder(root / "structure", samples_dir, 12, size=64),
+    }
+    out = root / "S"
+    sh.pack(out, sources, test_fraction=0.25, shard_size=2, seed=1)
+    return out
+
+
+def _key_to_shard(packed: Path, role: str) -> dict[str, str]:
+    index = sh.read_index(packed)
+    return {
+        k: e["name"]
+        for _, _, e in sh.shard_entries(index, role)
+        for k, _ in sh.iter_tar_samples(packed / e["name"])
+    }
+
+
+def test_stage1_batches_follow_the_contract(packed: Path) -> None:
+    loader = iter(st.stage_loader(packed, 1, batch_size=5, image_size=48, seed=0))
+    batch = next(loader)
+    assert batch["portrait"].shape == (5, 3, 48, 48) and batch["anime"].shape == (5, 3, 48, 48)
+    assert batch["portrait"].dtype == torch.float32
+    assert batch["portrait_landmarks"].shape == (5, 68, 2) and batch["anime_landmarks"].shape == (5, 56, 2)
+    assert batch["portrait_domain"] == ["coser"] * 5
+    for name in ("portrait", "anime"):
+        assert batch[name].min() >= -1.0 and batch[name].max() <= 1.0 and batch[name].std() > 0.1
+    # Template landmarks sit inside the face square: within [-1, 1] up to the random-crop margin.
+    assert batch["portrait_landmarks"].abs().max() <= 1.2
+    coser_keys = _key_to_shard(packed, "coser")
+    assert all(k in coser_keys for k in batch["portrait_key"])
+    # Same seed, same stream.
+    again = next(iter(st.stage_loader(packed, 1, batch_size=5, image_size=48, seed=0)))
+    assert torch.equal(again["portrait"], batch["portrait"]) and again["anime_key"] == batch["anime_key"]
+
+
+def test_flip_applies_the_schema_permutation(samples_dir: Path) -> None:
+    rgb = cv2.cvtColor(cv2.imread(str(samples_dir / "selfie_female_222.jpg")), cv2.COLOR_BGR2RGB)
+    pts = face_template(HUMAN68) * 200 + 28
+    extra = HUMAN68.structure_points(pts)
+    plain = st.Augmenter(128, train=True, seed=5, flip_prob=0.0)(rgb, pts, HUMAN68, extra, np.arange(4))
+    flipped = st.Augmenter(128, train=True, seed=5, flip_prob=1.0)(rgb, pts, HUMAN68, extra, np.arange(4))
+    np.testing.assert_array_equal(flipped[0], plain[0][:, ::-1])
+    assert np.abs(HUMAN68.flip(flipped[1], 128) - plain[1]).max() < 1.0
+    # Semantics survive: the mirrored image's left-eye points are still on the image left.
+    left, right = HUMAN68.eye_centres(flipped[1])
+    assert left[0] < right[0]
+    assert list(flipped[3]) == list(STRUCTURE_FLIP)
+    assert np.abs(flipped[2][:, 0] - (127 - plain[2][:, 0])).max() < 1e-9
+    # The landmark still sits on the same content: the crop maps pixel centres exactly.
+    ev = st.Augmenter(128, train=False, seed=0)(rgb, pts, HUMAN68)
+    np.testing.assert_allclose(ev[1], (pts + 0.5) * 0.5 - 0.5, atol=1e-6)
+
+
+def test_mixer_proportions_match_the_weights(packed: Path) -> None:
+    rng = np.random.default_rng(0)
+    draws = collections.Counter(
+        d for d, _ in zip(st.draw_domains({"coser": 1, "aug": 1, "human": 2}, rng), range(2000), strict=False)
+    )
+    assert abs(draws["human"] / 2000 - 0.5) < 0.03 and abs(draws["aug"] / 2000 - 0.25) < 0.03
+    weights = {"coser": 0.7, "human": 0.3}  # aug is drawn the same way; fusing 600 of them is too slow here
+    loader = iter(st.stage_loader(packed, 3, batch_size=100, image_size=32, seed=3, weights=weights))
+    counts = collections.Counter()
+    coser_keys, human_keys = set(_key_to_shard(packed, "coser")), set(_key_to_shard(packed, "human"))
+    for _ in range(20):
+        batch = next(loader)
+        counts.update(batch["portrait_domain"])
+        for dom, key in zip(batch["portrait_domain"], batch["portrait_key"], strict=True):
+            expected = {"coser": key in coser_keys, "human": key in human_keys, "aug": "+" in key}
+            assert expected[dom]
+    assert sum(counts.values()) == 2000
+    for dom, w in weights.items():
+        assert abs(counts[dom] / 2000 - w) < 0.03
+    assert st.default_weights(3, 0.5) == pytest.approx({"coser": 1 / 3, "aug": 1 / 3, "human": 1 / 3})
+    with pytest.raises(ValueError, match="unknown portrait domain"):
+        st.stage_loader(packed, 1, batch_size=2, image_size=32, seed=0, weights={"selfie": 1.0})
+
+
+def test_stage2_fuses_aug_portraits_on_the_fly(packed: Path) -> None:
+    loader = iter(st.stage_loader(packed, 2, batch_size=40, image_size=32, seed=2, aug_prob=0.5))
+    batch = next(loader)
+    assert set(batch["portrait_domain"]) == {"coser", "aug"}
+    assert all(
+        "+" in k for d, k in zip(batch["portrait_domain"], batch["portrait_key"], strict=True) if d == "aug"
+    )
+
+
+def test_a_truncated_shard_is_skipped_with_a_warning(packed: Path, tmp_path: Path) -> None:
+    shards = tmp_path / "S"
+    shutil.copytree(packed, shards)
+    urls = sh.shard_urls(shards, "coser", "train")
+    bad = urls[0]
+    Path(bad).write_bytes(Path(bad).read_bytes()[:3000])  # inside the first image member
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stream = st.decoded_role(shards, "coser", split="train", seed=0)
+        samples = [next(stream) for _ in range(60)]
+    messages = [str(w.message) for w in caught]
+    assert any(bad in m and "skipping unreadable shard" in m for m in messages)
+    assert len(samples) == 60 and all(s["url"] != bad for s in samples)
+    assert sum(bad in m and "unreadable shard" in m for m in messages) == 1  # once, then never drawn again
+
+
+def test_readers_split_shards_disjointly(packed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    urls = sh.shard_urls(packed, "coser", "train")
+    seen: list[set[str]] = []
+    for rank in range(2):
+        for worker in range(2):
+            for var, value in (("RANK", rank), ("WORLD_SIZE", 2), ("WORKER", worker), ("NUM_WORKERS", 2)):
+                monkeypatch.setenv(var, str(value))
+            seen.append(set(st.reader_shards(urls, allow_shared=False)))
+    assert set().union(*seen) == set(urls) and sum(len(s) for s in seen) == len(urls)
+
+
+def test_two_ranks_two_workers_read_disjoint_shards(packed: Path, tmp_path: Path) -> None:
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [
+        str(torchrun),
+        "--nproc-per-node",
+        "2",
+        "--standalone",
+        str(REPO / "tests" / "ddp_stream_worker.py"),
+        str(packed),
+        str(tmp_path),
+        "6",
+    ]
+    subprocess.run(cmd, check=True, env=env, timeout=120, capture_output=True)
+    shard_of = _key_to_shard(packed, "coser")
+    readers: dict[tuple[int, int], set[str]] = collections.defaultdict(set)
+    for rank in range(2):
+        report = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert report["world"] == 2
+        for i, keys in enumerate(report["keys"]):
+            readers[(rank, i % 2)] |= {shard_of[k] for k in keys}
+    assert len(readers) == 4 and all(readers.values())
+    shard_sets = list(readers.values())
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert not shard_sets[i] & shard_sets[j]
+
+
+def test_aux_loader_structure_batches_and_one_pass(packed: Path) -> None:
+    index = sh.read_index(packed)
+    batch = next(iter(st.aux_loader(packed, "structure", split="train", batch_size=6, image_size=64, seed=0)))
+    assert batch["image"].shape == (6, 3, 64, 64) and batch["heatmaps"].shape == (6, 4, 64, 64)
+    assert set(batch["label"].tolist()) <= {0.0, 1.0}
+    # Each point's heatmap peaks on it: the legit samples have all four channels lit, abnormal ones three.
+    lit = (batch["heatmaps"].amax(dim=(2, 3)) > 0.5).sum(dim=1)
+    assert torch.equal(lit, torch.where(batch["label"] > 0, 4, 3))
+    once = list(
+        st.aux_loader(packed, "structure", split="test", batch_size=2, image_size=64, seed=0, infinite=False)
+    )
+    assert sum(len(b["label"]) for b in once) == index["roles"]["structure"]["splits"]["test"]["samples"]
+    assert len({k for b in once for k in b["key"]}) == sum(len(b["key"]) for b in once)
+
+
+def test_landmarks_denormalize_onto_the_sample_pixels(packed: Path) -> None:
+    """Eval mode (test split) only resizes: normalized landmarks map back to stored landmarks x scale."""
+    stream = st.role_samples(packed, "coser", split="test", image_size=64, seed=0, infinite=False)
+    s = next(stream)
+    norm = st.points_to_tensor([s["points"]], 64)[0].numpy()
+    stored = np.asarray(s["meta"]["landmarks"]).reshape(-1, 2)
+    np.testing.assert_allclose(denormalize_points(norm, 64, 64), stored, atol=1e-3)
