@@ -1,0 +1,303 @@
+"""Seconds per full PDA training step against a plain U-GAT-IT step, per image size.
+
+Ours: one end-to-end step of stages 2/3 -- LDN and PSN generators in both directions, the TPS warp,
+discriminator update (LDN + PSN, Eq. 2), generator update with every loss of Eq. 3 and Eq. 6 (frozen
+structure detector/classifier and highlight classifier included).
+
+Reference, measured in the same run on the same inputs: a plain U-GAT-IT step with the same generator
+(channels, residual blocks, full gamma/beta MLP), its four discriminators (global with 5
+downsamplings and local with 3, per domain), its losses (adversarial with CAM logits, cycle 10,
+identity 10, CAM 1000), no LDN, no warp, no auxiliary losses. Both steps run one generator forward
+per step (fakes are detached for the discriminator update), the same Adam and the same precision
+and memory-format settings, and are timed interleaved so machine load hits both alike.
+
+Where ours saves: the paper's two CAM discriminators instead of U-GAT-IT's four, and no identity
+images -- the CAM loss needs only the other domain's attention logits, so that pass skips the
+decoder. On CUDA both models run channels_last with bf16 autocast and fused Adam; on CPU fp32 with
+foreach Adam and denormals flushed to zero (tiny Adam second moments otherwise go denormal and
+make the optimiser step many times slower).
+
+Clock: on CUDA wall time (synchronised). On CPU the default is one torch thread and process CPU time,
+which counts the work of this process only and so stays meaningful on a machine shared with other jobs
+(on an idle machine it equals wall time); ``--clock wall`` and ``--threads 0`` give wall time with
+torch's default threads. Both clocks are always reported.
+
+The last line of stdout is one JSON object: ``seconds_<size>`` (ours), ``baseline_seconds_<size>`` and
+``ratio_<size>`` = ours / baseline on the chosen clock, ``wall_seconds_<size>`` /
+``baseline_wall_seconds_<size>`` and ``cpu_seconds_<size>`` / ``baseline_cpu_seconds_<size>``, plus the
+settings used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from pda_data.schema import ANIME56, HUMAN68
+from pda_train.config import LossWeights, ModelConfig, Schedule
+from pda_train.losses import (
+    cam_loss,
+    discriminator_loss,
+    generator_loss,
+    identity_mode,
+    l1_loss,
+    lsgan_discriminator_loss,
+    lsgan_generator_loss,
+)
+from pda_train.nets import PDANetworks, build_networks
+from pda_train.nets.psn import StylizationDiscriminator, StylizationGenerator
+from pda_train.runtime import Runtime, autocast, init_runtime, prepare_module
+
+Step = Callable[[], None]
+
+
+def _adam(params: list[nn.Parameter], lr: float, rt: Runtime, schedule: Schedule) -> torch.optim.Adam:
+    kind = {"fused": True} if rt.device.type == "cuda" else {"foreach": True}
+    return torch.optim.Adam(params, lr=lr, betas=schedule.betas, weight_decay=schedule.weight_decay, **kind)
+
+
+def _face_points(batch: int, n_points: int, contour: tuple[int, ...], gen: torch.Generator) -> Tensor:
+    """Plausible normalized landmarks: contour on a lower ellipse, other points inside the face."""
+    pts = (torch.rand(batch, n_points, 2, generator=gen) - 0.5) * 0.7
+    angles = torch.linspace(torch.pi, 0, len(contour))
+    pts[:, list(contour), 0] = 0.6 * torch.cos(angles)
+    pts[:, list(contour), 1] = 0.1 + 0.6 * torch.sin(angles)
+    return pts
+
+
+def make_pda_step(cfg: ModelConfig, batch: dict[str, Tensor], rt: Runtime) -> Step:
+    """A closure running one full PDA step (D update, then G update) on ``batch``."""
+    weights, schedule = LossWeights(), Schedule()
+    nets: PDANetworks = prepare_module(build_networks(cfg), rt)
+    nets.freeze_auxiliary()
+    groups = nets.parameter_groups()
+    g_opt = _adam(groups["psn_g"], schedule.lr_psn, rt, schedule)
+    g_opt.add_param_group({"params": groups["ldn_g"], "lr": schedule.lr_ldn})
+    d_opt = _adam(groups["psn_d"], schedule.lr_psn, rt, schedule)
+    d_opt.add_param_group({"params": groups["ldn_d"], "lr": schedule.lr_ldn})
+    mode = identity_mode(weights)
+
+    def step() -> None:
+        with autocast(rt):
+            p = nets.translate_step(
+                batch["portrait"],
+                batch["portrait_landmarks"],
+                batch["anime"],
+                batch["anime_landmarks"],
+                identity=mode,
+            )
+            d_total, _ = discriminator_loss(nets, p, weights)
+        d_opt.zero_grad(set_to_none=True)
+        d_total.backward()
+        d_opt.step()
+        with autocast(rt):
+            g_total, _ = generator_loss(nets, p, weights)
+        g_opt.zero_grad(set_to_none=True)
+        g_total.backward()
+        g_opt.step()
+        nets.clip_rho()
+
+    return step
+
+
+class UGATIT(nn.Module):
+    """U-GAT-IT's six networks: two generators, global and local discriminators per domain."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        g = {
+            "channels": cfg.psn_channels,
+            "blocks": cfg.psn_blocks,
+            "image_size": cfg.image_size,
+            "light": cfg.psn_light,
+        }
+        self.gen_ab, self.gen_ba = StylizationGenerator(**g), StylizationGenerator(**g)
+        self.dis_ga = StylizationDiscriminator(channels=cfg.disc_channels, downsamplings=5)
+        self.dis_gb = StylizationDiscriminator(channels=cfg.disc_channels, downsamplings=5)
+        self.dis_la = StylizationDiscriminator(channels=cfg.disc_channels, downsamplings=3)
+        self.dis_lb = StylizationDiscriminator(channels=cfg.disc_channels, downsamplings=3)
+
+
+def _adversarial_d(d: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+    real_patch, real_cam, _ = d(real)
+    fake_patch, fake_cam, _ = d(fake.detach())
+    return lsgan_discriminator_loss(real_patch, fake_patch) + lsgan_discriminator_loss(real_cam, fake_cam)
+
+
+def _adversarial_g(d: nn.Module, fake: Tensor) -> Tensor:
+    patch, cam, _ = d(fake)
+    return lsgan_generator_loss(patch) + lsgan_generator_loss(cam)
+
+
+def make_ugatit_step(cfg: ModelConfig, batch: dict[str, Tensor], rt: Runtime) -> Step:
+    """A closure running one plain U-GAT-IT step (A = portrait, B = anime) with its default weights."""
+    schedule = Schedule()
+    m = prepare_module(UGATIT(cfg), rt)
+    g_opt = _adam([*m.gen_ab.parameters(), *m.gen_ba.parameters()], schedule.lr_psn, rt, schedule)
+    d_params = [p for d in (m.dis_ga, m.dis_gb, m.dis_la, m.dis_lb) for p in d.parameters()]
+    d_opt = _adam(d_params, schedule.lr_psn, rt, schedule)
+    real_a, real_b = batch["portrait"], batch["anime"]
+
+    def step() -> None:
+        with autocast(rt):
+            fake_ab, cam_ab, _ = m.gen_ab(real_a)
+            fake_ba, cam_ba, _ = m.gen_ba(real_b)
+            fake_aba, fake_bab = m.gen_ba(fake_ab)[0], m.gen_ab(fake_ba)[0]
+            fake_aa, cam_aa, _ = m.gen_ba(real_a)
+            fake_bb, cam_bb, _ = m.gen_ab(real_b)
+            d_total = (
+                _adversarial_d(m.dis_ga, real_a, fake_ba)
+                + _adversarial_d(m.dis_la, real_a, fake_ba)
+                + _adversarial_d(m.dis_gb, real_b, fake_ab)
+                + _adversarial_d(m.dis_lb, real_b, fake_ab)
+            )
+        d_opt.zero_grad(set_to_none=True)
+        d_total.backward()
+        d_opt.step()
+        with autocast(rt):
+            adv = sum(_adversarial_g(d, fake_ba) for d in (m.dis_ga, m.dis_la)) + sum(
+                _adversarial_g(d, fake_ab) for d in (m.dis_gb, m.dis_lb)
+            )
+            cycle = l1_loss(fake_aba, real_a) + l1_loss(fake_bab, real_b)
+            identity = l1_loss(fake_aa, real_a) + l1_loss(fake_bb, real_b)
+            cam = cam_loss(cam_ab, cam_bb) + cam_loss(cam_ba, cam_aa)
+            g_total = adv + 10 * cycle + 10 * identity + 1000 * cam
+        g_opt.zero_grad(set_to_none=True)
+        g_total.backward()
+        g_opt.step()
+        m.gen_ab.clip_rho()
+        m.gen_ba.clip_rho()
+
+    return step
+
+
+def _timed(step: Step, rt: Runtime) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of one step."""
+    if rt.device.type == "cuda":
+        torch.cuda.synchronize(rt.device)
+    wall, cpu = time.perf_counter(), time.process_time()
+    step()
+    if rt.device.type == "cuda":
+        torch.cuda.synchronize(rt.device)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def bench_size(size: int, args: argparse.Namespace, rt: Runtime) -> dict[str, float]:
+    """Median wall and CPU seconds per step of ours and the baseline at ``size`` px, measured interleaved."""
+    channels = args.channels or (64 if rt.device.type == "cuda" else 16)
+    # Auxiliary networks keep the paper preset's ratio to the PSN width (32 : 64).
+    cfg = ModelConfig(
+        image_size=size,
+        psn_channels=channels,
+        psn_blocks=args.blocks,
+        disc_channels=channels,
+        detector_channels=max(channels // 2, 4),
+        classifier_channels=max(channels // 2, 4),
+    )
+    gen = torch.Generator().manual_seed(args.seed)
+    torch.manual_seed(args.seed)
+    b = args.batch
+    batch = {
+        "portrait": torch.rand(b, 3, size, size, generator=gen) * 2 - 1,
+        "anime": torch.rand(b, 3, size, size, generator=gen) * 2 - 1,
+        "portrait_landmarks": _face_points(b, HUMAN68.n_points, HUMAN68.contour, gen),
+        "anime_landmarks": _face_points(b, ANIME56.n_points, ANIME56.contour, gen),
+    }
+    batch = {k: v.to(rt.device) for k, v in batch.items()}
+    if rt.channels_last:
+        batch = {
+            k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
+            for k, v in batch.items()
+        }
+    ours, baseline = make_pda_step(cfg, batch, rt), make_ugatit_step(cfg, batch, rt)
+    for _ in range(args.warmup):
+        ours()
+        baseline()
+    ours_t, base_t = [], []
+    for _ in range(args.steps):
+        ours_t.append(_timed(ours, rt))
+        base_t.append(_timed(baseline, rt))
+    return {
+        f"wall_seconds_{size}": statistics.median(t[0] for t in ours_t),
+        f"baseline_wall_seconds_{size}": statistics.median(t[0] for t in base_t),
+        f"cpu_seconds_{size}": statistics.median(t[1] for t in ours_t),
+        f"baseline_cpu_seconds_{size}": statistics.median(t[1] for t in base_t),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[128, 256], help="image sizes (default 128 256)"
+    )
+    parser.add_argument(
+        "--channels", type=int, default=0, help="PSN base channels for both models; 0 = 64 on CUDA, 16 on CPU"
+    )
+    parser.add_argument("--blocks", type=int, default=6, help="residual blocks per side (paper: 6 + 6)")
+    parser.add_argument("--batch", type=int, default=1, help="batch size (paper: 1)")
+    parser.add_argument(
+        "--steps", type=int, default=3, help="timed steps per model and size (median reported)"
+    )
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per model and size first")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument(
+        "--amp",
+        choices=["auto", "off", "bf16"],
+        default="auto",
+        help="autocast; auto = bf16 on CUDA, off on CPU",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=-1, help="torch CPU threads; 0 = torch's default; default 1 on CPU"
+    )
+    parser.add_argument(
+        "--clock",
+        choices=["auto", "wall", "cpu"],
+        default="auto",
+        help="clock of the ratio; auto = cpu on CPU",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    probe = init_runtime(args.device)
+    threads = (1 if probe.device.type == "cpu" else 0) if args.threads < 0 else args.threads
+    if threads:
+        torch.set_num_threads(threads)
+    clock = ("cpu" if probe.device.type == "cpu" else "wall") if args.clock == "auto" else args.clock
+    amp = ("bf16" if probe.device.type == "cuda" else "off") if args.amp == "auto" else args.amp
+    rt = init_runtime(args.device, amp=amp, channels_last=True)
+    if rt.device.type == "cpu":
+        torch.set_flush_denormal(True)
+    result: dict[str, object] = {
+        "device": torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "channels": args.channels or (64 if rt.device.type == "cuda" else 16),
+        "blocks": args.blocks,
+        "batch": args.batch,
+        "amp": rt.amp,
+        "channels_last": rt.channels_last,
+        "steps": args.steps,
+        "clock": clock,
+        "reference": "plain U-GAT-IT step (4 discriminators, identity loss, no LDN/aux), same run",
+    }
+    for size in args.sizes:
+        times = bench_size(size, args, rt)
+        ours, baseline = times[f"{clock}_seconds_{size}"], times[f"baseline_{clock}_seconds_{size}"]
+        print(
+            f"{size}x{size}: PDA full step {ours:.3f} s, U-GAT-IT step {baseline:.3f} s ({clock} clock), "
+            f"ratio {ours / baseline:.3f} (ours / U-GAT-IT)",
+            flush=True,
+        )
+        result[f"seconds_{size}"] = round(ours, 4)
+        result[f"baseline_seconds_{size}"] = round(baseline, 4)
+        result[f"ratio_{size}"] = round(ours / baseline, 4)
+        result.update({k: round(v, 4) for k, v in times.items()})
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
