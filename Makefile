@@ -27,7 +27,7 @@ install-test: $(PY)
 	$(PIP) install -q -e ".[test]"
 
 demo: install
-	$(VENV)/bin/pda-data demo-run $(DEMO_OUT)
+	BIN=$(VENV)/bin bash tools/run_demo.sh $(DEMO_OUT)
 
 test: install-test
 	$(PY) -m ruff check pda_data pda_train tools tests
