@@ -15,7 +15,7 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on ``app``.
-_COMMAND_MODULES: tuple[str, ...] = ("describe",)
+_COMMAND_MODULES: tuple[str, ...] = ("describe", "run")
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"pda_train.cli.{_name}").register(app)

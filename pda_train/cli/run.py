@@ -1,0 +1,316 @@
+"""``pda-train run``, ``translate`` and ``evaluate``: thin commands over the trainer, translator, metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pda_data.faces import Landmarker, ModelError, make_detector
+from pda_data.images import ImageError, load_image, save_image
+from pda_data.shards import ShardError
+from pda_data.sheet import contact_sheet
+from pda_data.sources import IMAGE_SUFFIXES
+from pda_train.checkpoint import CheckpointError
+from pda_train.evaluate import REPORT_NAME, EvalOptions, evaluate
+from pda_train.export import ExportError, load_translator
+from pda_train.manifest import ExperimentError, load_experiment
+from pda_train.runtime import NonFiniteLossError, init_runtime, select_device, shutdown
+from pda_train.trainer import Trainer, TrainingError
+from pda_train.translate import NoFaceError, find_face, paste_back, translate_crops
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class StageChoice(str, Enum):
+    aux = "aux"
+    one = "1"
+    two = "2"
+    three = "3"
+    all = "all"
+
+
+class DeviceChoice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class AmpChoice(str, Enum):
+    off = "off"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+DeviceOption = Annotated[DeviceChoice, typer.Option("--device", help="auto = CUDA when available, else CPU.")]
+
+
+_RUN_HELP = (
+    "Train the PDA model from packed shards: auxiliary networks, then stages 1, 2, 3.\n\nCheckpoints "
+    "are atomic; Ctrl-C (SIGINT) or SIGTERM saves one and exits with status 130; a NaN/inf loss stops "
+    "with status 1 and keeps the last good checkpoint. Under `torchrun --nproc-per-node N` every rank "
+    "trains on its share of the shards; rank 0 logs and checkpoints. The finished plan exports "
+    "RUN/final.safetensors (+ .json), the model that translate and evaluate load."
+)
+
+
+_TRANSLATE_HELP = (
+    "Turn photos of any size into anime portraits with an exported model.\n\nPer photo: the largest "
+    "face (dlib), its 68 landmarks, the curation crop, LDN landmark prediction, TPS warp, PSN; with "
+    "--paste-back the anime face is blended back into the photo. Photos without a face are reported "
+    "and skipped."
+)
+
+
+_EVALUATE_HELP = (
+    "Measure appearance preservation on a test set (Tables 1 and 3).\n\nHue-HistD (180-bin hue "
+    "histograms, cosine distance) and LPIPS between each input and its translation; with --anime, the "
+    "landmark MMD of raw and LDN-deformed human contours against anime contours, and FID when "
+    "--inception is given. Writes OUT/report.json."
+)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def run(
+    manifest: Annotated[Path, typer.Option("--manifest", "-m", help="Experiment manifest (YAML).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Run folder (checkpoints, samples, logs, models).")
+    ],
+    shards: Annotated[
+        Path | None,
+        typer.Option("--shards", help="Override the manifest's data.shards (the pack output folder)."),
+    ] = None,
+    stage: Annotated[
+        StageChoice,
+        typer.Option("--stage", help="aux, 1, 2, 3, or all stages of the manifest's plan in order."),
+    ] = StageChoice.all,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from RUN/checkpoints/last.pt (same step and LR).")
+    ] = False,
+    device: DeviceOption = DeviceChoice.auto,
+    amp: Annotated[
+        AmpChoice, typer.Option("--amp", help="Mixed precision: bf16, fp16 (CUDA, with loss scaling) or off.")
+    ] = AmpChoice.off,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--max-steps", min=1, help="Stop with a checkpoint after N steps in this call (--resume goes on)."
+        ),
+    ] = None,
+    compile_: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the generators (GPU runs).")
+    ] = False,
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last", help="channels_last memory format (CUDA only).")
+    ] = False,
+    threads: Annotated[
+        int, typer.Option("--threads", min=0, help="CPU threads per process for torch (0 = torch's default).")
+    ] = 0,
+    tensorboard: Annotated[
+        bool,
+        typer.Option("--tensorboard/--no-tensorboard", help="Also log scalars and grids to RUN/tensorboard."),
+    ] = True,
+) -> None:
+    """Train the PDA model from packed shards: auxiliary networks, then stages 1, 2, 3."""
+    try:
+        exp = load_experiment(manifest)
+        if shards is not None:
+            exp = dataclasses.replace(exp, data=dataclasses.replace(exp.data, shards=str(shards.resolve())))
+        rt = init_runtime(
+            device.value, amp.value, channels_last=channels_last, compile=compile_, threads=threads
+        )
+    except (ExperimentError, ValueError, RuntimeError) as exc:
+        raise _fail(str(exc)) from None
+    show = rt.is_main
+    try:
+        result = Trainer(exp, out, rt, max_steps=max_steps, tensorboard=tensorboard, console=err_console).run(
+            stage.value, resume=resume
+        )
+    except NonFiniteLossError as exc:
+        raise _fail(str(exc), 1) from None
+    except (TrainingError, CheckpointError, ShardError, ExperimentError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        shutdown(rt)
+    if show:
+        table = Table(title=f"pda-train run: {exp.name} ({exp.plan} plan, preset {exp.preset.name})")
+        table.add_column("item")
+        table.add_column("value", overflow="fold")
+        table.add_row("status", result.status)
+        table.add_row("stage / step", f"{result.stage} / {result.step}")
+        table.add_row("checkpoint", str(result.checkpoint or "-"))
+        table.add_row("model", str(result.model or "-"))
+        for k, v in result.aux_metrics.items():
+            table.add_row(k, f"{v:.4f}")
+        table.add_row("metrics", str(out / "metrics.jsonl"))
+        console.print(table)
+    if result.status == "interrupted":
+        raise typer.Exit(130)
+
+
+def _inputs(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            files.append(p)
+    return files
+
+
+def translate(
+    inputs: Annotated[list[Path], typer.Argument(help="Photos (any size) or folders of photos.")],
+    model: Annotated[
+        Path, typer.Option("--model", help="Exported model: RUN/final.safetensors (+ its .json).")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder: <name>.png anime crops, sheet.png.")
+    ],
+    paste: Annotated[
+        bool, typer.Option("--paste-back", help="Also write <name>_pasted.png: the anime face in the photo.")
+    ] = False,
+    device: DeviceOption = DeviceChoice.auto,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Faces per translator batch.")] = 8,
+    detector: Annotated[
+        str, typer.Option("--detector", help="Face detector: dlib-hog or dlib-cnn.")
+    ] = "dlib-hog",
+) -> None:
+    """Turn photos of any size into anime portraits with an exported model."""
+    try:
+        net = load_translator(model, select_device(device.value))
+        det, marker = make_detector(detector), Landmarker()  # type: ignore[arg-type]
+    except (ExportError, ModelError, ValueError, RuntimeError) as exc:
+        raise _fail(str(exc)) from None
+    files = _inputs(inputs)
+    table = Table(title=f"pda-train translate -> {out}")
+    table.add_column("input", overflow="fold")
+    table.add_column("status")
+    table.add_column("output", overflow="fold")
+    tiles: list = []
+    used: set[str] = set()
+    ok = 0
+    for start in range(0, len(files), batch_size):
+        chunk, photos, faces = [], [], []
+        for f in files[start : start + batch_size]:
+            try:
+                photo = load_image(f)
+                faces.append(find_face(photo, det, marker, net.image_size, name=str(f)))
+            except (ImageError, NoFaceError) as exc:
+                err_console.print(f"[yellow]skip:[/] {exc}", highlight=False)
+                table.add_row(str(f), f"[red]{type(exc).__name__}[/]", str(exc).split(": ", 1)[-1])
+                continue
+            chunk.append(f)
+            photos.append(photo)
+        results = translate_crops(
+            net, [c.crop for c in faces], [c.points for c in faces], batch_size=batch_size
+        )
+        for f, photo, face, res in zip(chunk, photos, faces, results, strict=True):
+            name = f.stem if f.stem not in used else f"{f.stem}-{len(used)}"  # same name in two folders
+            used.add(name)
+            save_image(out / f"{name}.png", res.anime)
+            written = [f"{name}.png"]
+            if paste:
+                save_image(out / f"{name}_pasted.png", paste_back(photo, res.anime, face.affine))
+                written.append(f"{name}_pasted.png")
+            tiles += [face.crop, res.warped, res.anime]
+            table.add_row(str(f), "[green]ok[/]", ", ".join(written))
+            ok += 1
+    if tiles:
+        save_image(
+            out / "sheet.png",
+            contact_sheet(tiles, ["input", "warped", "anime"] * (len(tiles) // 3), columns=3),
+        )
+    console.print(table)
+    console.print(f"{ok} of {len(files)} photo(s) translated; outputs in {out}")
+    if not ok:
+        raise typer.Exit(1)
+
+
+def evaluate_cmd(
+    model: Annotated[Path, typer.Option("--model", help="Exported model (RUN/final.safetensors).")],
+    portraits: Annotated[
+        Path, typer.Option("--portraits", help="Curated test portraits (crop-humans folder).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder: report.json, images/, sheet.png.")],
+    anime: Annotated[
+        Path | None, typer.Option("--anime", help="Anime annotation Parquet: enables landmark MMD and FID.")
+    ] = None,
+    lpips_weights: Annotated[
+        Path | None,
+        typer.Option("--lpips-weights", help="AlexNet+LPIPS state dict, used without the lpips package."),
+    ] = None,
+    inception: Annotated[
+        Path | None, typer.Option("--inception", help="Inception extractor (.pt2 / TorchScript) for FID.")
+    ] = None,
+    device: DeviceOption = DeviceChoice.auto,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Faces per batch.")] = 8,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Evaluate at most N portraits (0 = all).")] = 0,
+    test_fraction: Annotated[
+        float,
+        typer.Option(
+            "--test-fraction",
+            min=0.0,
+            max=1.0,
+            help="Only the portraits `pda-data pack --test-fraction F` put in the test split (0 = all).",
+        ),
+    ] = 0.0,
+) -> None:
+    """Measure appearance preservation on a test set (Tables 1 and 3)."""
+    options = EvalOptions(
+        anime=anime,
+        lpips_weights=lpips_weights,
+        inception=inception,
+        batch_size=batch_size,
+        limit=limit,
+        test_fraction=test_fraction,
+    )
+    try:
+        net = load_translator(model, select_device(device.value))
+        report = evaluate(net, portraits, out, options)
+    except (ExportError, ValueError, RuntimeError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    for message in report["skipped"]:
+        err_console.print(f"[yellow]skip:[/] {message}", highlight=False)
+    t1 = Table(title=f"Table 1 style: {report['count']} portraits (lower is better)")
+    t1.add_column("Method")
+    t1.add_column("LPIPS")
+    t1.add_column("Hue-HistD")
+    lp = report["lpips"]
+    t1.add_row(
+        model.name, f"{lp['mean']:.4f}" if "mean" in lp else "n/a", f"{report['hue_histd']['mean']:.4f}"
+    )
+    console.print(t1)
+    mmd = report["mmd"]
+    t3 = Table(title="Table 3 style: landmark MMD^2 against anime")
+    t3.add_column("Metric")
+    t3.add_column("Human vs Anime")
+    t3.add_column("Warped vs Anime")
+    if "human_vs_anime" in mmd:
+        warped = mmd["warped_vs_anime"]
+        t3.add_row("MMD", f"{mmd['human_vs_anime']:.4f}", "n/a" if warped is None else f"{warped:.4f}")
+    else:
+        t3.add_row("MMD", "n/a", "n/a")
+    console.print(t3)
+    for name in ("lpips", "mmd", "fid"):
+        if "unavailable" in report[name]:
+            console.print(f"{name}: {report[name]['unavailable']}", highlight=False)
+    if "value" in report["fid"]:
+        console.print(f"FID: {report['fid']['value']:.3f}")
+    console.print(f"report: {out / REPORT_NAME}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run``, ``translate`` and ``evaluate`` to the ``pda-train`` application."""
+    app.command("run", help=_RUN_HELP)(run)
+    app.command("translate", help=_TRANSLATE_HELP)(translate)
+    app.command("evaluate", help=_EVALUATE_HELP)(evaluate_cmd)
