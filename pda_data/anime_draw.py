@@ -83,8 +83,9 @@ def _mouth_points(cx: float, cy: float, w: float, open_h: float, smile: float) -
 
 
 def _contour_points(cx: float, y_ear: float, a: float, b: float, point: float, drop: float) -> np.ndarray:
-    """17 contour points from the image-left ear down to the chin (index 8) and up to the right ear."""
-    theta = np.pi - np.pi * np.arange(17) / 16.0
+    """Contour points from the image-left ear down to the chin (the middle one) and up to the right ear."""
+    n = len(ANIME56.contour)
+    theta = np.pi - np.pi * np.arange(n) / (n - 1)
     c, s = np.cos(theta), np.sin(theta)
     x = cx + a * np.sign(c) * np.abs(c) ** point
     y = y_ear + b * s**drop
