@@ -9,19 +9,39 @@ mkdir -p "$OUT"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "1/9 demo world"
+step "1/8 demo world"
 pda-data demo "$OUT/world"
-step "2/9 curate cosers (anime face detector + dlib fallback) and humans"
+step "2/8 curate cosers (anime face detector + dlib fallback) and humans"
+# The anime cascade is downloaded on first use; an offline machine without it (and without
+# $PDA_ANIME_CASCADE) runs the demo on dlib's detector alone rather than stopping.
+coser_detector=()
+if ! python -c "from pda_data.faces import resolve_cascade; resolve_cascade()" 2>/dev/null; then
+  echo "note: the anime-face cascade is not available offline; cropping demo cosers with dlib-hog only"
+  coser_detector=(--detector dlib-hog --no-fallback)
+fi
 # Every demo face is the same person, so near-duplicate removal would drop real samples here.
-pda-data crop-cosers "$OUT/world/raw_cosers" --out "$OUT/cosers" --faces all --no-dedup
+pda-data crop-cosers "$OUT/world/raw_cosers" --out "$OUT/cosers" --faces all --no-dedup "${coser_detector[@]}"
 pda-data crop-humans "$OUT/world/humans" --out "$OUT/humans" --no-dedup
-step "3/9 anime landmarks"
+step "3/8 anime landmarks"
 pda-data landmarks import "$OUT/world/anime_annotations.xml" --images "$OUT/world/anime" --out "$OUT/anime.parquet"
-step "4/9 synthesized classifier data"
+step "4/8 synthesized classifier data"
 pda-data synth-structure --anime "$OUT/anime.parquet" --out "$OUT/structure" --n 96
 pda-data synth-highlights --humans "$OUT/humans" --anime "$OUT/anime.parquet" --out "$OUT/highlights" --n 96
 pda-data synth-aug --humans "$OUT/humans" --cosers "$OUT/cosers" --out "$OUT/aug" --n 16
-step "5/9 pack shards"
+step "5/8 pack shards"
 pda-data pack --out "$OUT/shards" --cosers "$OUT/cosers" --humans "$OUT/humans" --anime "$OUT/anime.parquet" \
   --structure "$OUT/structure" --highlights "$OUT/highlights" --shard-size 16
 pda-data verify "$OUT/shards" --deep
+step "6/8 train: auxiliary networks, then stages 1, 2 and 3 (tiny preset)"
+pda-train run --manifest manifests/demo.yaml --shards "$OUT/shards" --out "$OUT/run" --device cpu --threads 1
+step "7/8 translate"
+pda-train translate "$OUT/world/humans" --model "$OUT/run/final.safetensors" --out "$OUT/translated" \
+  --paste-back --device cpu
+step "8/8 evaluate"
+pda-train evaluate --model "$OUT/run/final.safetensors" --portraits "$OUT/humans" --anime "$OUT/anime.parquet" \
+  --out "$OUT/eval" --device cpu
+
+step "outputs"
+echo "model:       $OUT/run/final.safetensors (+ .json config)"
+echo "translated:  $OUT/translated/"
+echo "evaluation:  $OUT/eval/report.json"
