@@ -49,7 +49,8 @@ def test_demo_manifest_stays_small() -> None:
     exp = load_experiment(MANIFESTS / "demo.yaml")
     assert exp.preset.name == "tiny"
     total = sum(p.steps for p in plan_stages(exp))
-    assert total <= 600  # the demo must finish every stage on 2 CPU cores in minutes
+    # The demo must finish every stage on 2 CPU cores in under 10 minutes: about 0.15 s a tiny step there.
+    assert total <= 2000
 
 
 def test_relative_shards_resolve_against_the_manifest_folder(tmp_path: Path) -> None:
