@@ -50,7 +50,7 @@ def test_demo_manifest_stays_small() -> None:
     assert exp.preset.name == "tiny"
     total = sum(p.steps for p in plan_stages(exp))
     # The demo must finish every stage on 2 CPU cores in under 10 minutes: about 0.15 s a tiny step there.
-    assert total <= 2000
+    assert total <= 2500
 
 
 def test_relative_shards_resolve_against_the_manifest_folder(tmp_path: Path) -> None:
