@@ -55,8 +55,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=12, help="demo coser photos to generate")
-    parser.add_argument("--small", type=int, default=24, help="inputs of the throughput and small RSS runs")
-    parser.add_argument("--large", type=int, default=96, help="inputs for the large RSS run")
+    parser.add_argument("--small", type=int, default=72,
+                        help="inputs of the throughput and small RSS runs (amortizes worker start-up)")
+    parser.add_argument("--large", type=int, default=216, help="inputs for the large RSS run")
     parser.add_argument("--cascade", type=Path, default=None, help="lbpcascade_animeface.xml (else resolved)")
     args = parser.parse_args()
 
