@@ -193,3 +193,54 @@ def test_landmarks_denormalize_onto_the_sample_pixels(packed: Path) -> None:
     norm = st.points_to_tensor([s["points"]], 64)[0].numpy()
     stored = np.asarray(s["meta"]["landmarks"]).reshape(-1, 2)
     np.testing.assert_allclose(denormalize_points(norm, 64, 64), stored, atol=1e-3)
+
+
+def test_train_crops_keep_landmarks_on_their_pixels() -> None:
+    """A random crop-resize (and flip) moves each landmark exactly as it moves the pixel under it."""
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(60, 196, size=(68, 2)).round()
+    for flip in (0.0, 1.0):
+        aug = st.Augmenter(200, train=True, seed=7, flip_prob=flip)
+        for k in (0, 30, 45):
+            rgb = np.zeros((256, 256, 3), np.uint8)
+            x, y = pts[k].astype(int)
+            rgb[y - 2 : y + 3, x - 2 : x + 3] = 255  # a 5x5 dot centred on landmark k
+            image, out, _, _ = aug(rgb, pts, HUMAN68)
+            j = HUMAN68.flip_perm[k] if flip else k  # the flip re-indexes mirrored landmarks
+            ys, xs = np.nonzero(image[..., 0] > 127)
+            assert abs(xs.mean() - out[j, 0]) < 0.6 and abs(ys.mean() - out[j, 1]) < 0.6
+
+
+def test_unit_range_and_batches_are_exact_float32() -> None:
+    values = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16).expand(2, 3, 16, 16)
+    out = st.unit_range(values)
+    assert out.dtype == torch.float32 and out.is_contiguous() and out.min() == -1.0 and out.max() == 1.0
+    assert torch.equal(out, (values.double() / 127.5 - 1.0).float())  # x / 127.5 - 1, correctly rounded
+    rgb = np.random.default_rng(1).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    batch = st.images_to_tensor(list(rgb))
+    assert torch.equal(batch, st.unit_range(torch.from_numpy(rgb).permute(0, 3, 1, 2)))
+    with pytest.raises(ValueError, match="does not fit"):
+        st.images_to_tensor([rgb[0], rgb[1, :4]])
+
+
+def test_shuffle_buffer_permutes_reproducibly() -> None:
+    import random
+
+    def run(seed: int) -> list[int]:
+        return list(st.shuffled(range(1000), 100, random.Random(seed), initial=10))
+
+    a, b = run(0), run(0)
+    assert a == b and sorted(a) == list(range(1000)) and a != list(range(1000)) and run(1) != a
+    # A buffer of 100 moves samples but keeps them near their stream position (~ the buffer size).
+    assert max(abs(i - v) for i, v in enumerate(a[:500])) < 400
+
+
+def test_worker_batches_equal_in_process_batches(packed: Path) -> None:
+    """Workers ship uint8 batches; the float conversion in the main process gives the same tensors."""
+    inline = next(iter(st.stage_loader(packed, 1, batch_size=4, image_size=40, seed=5)))
+    worker = next(iter(st.stage_loader(packed, 1, batch_size=4, image_size=40, seed=5, num_workers=1)))
+    for key in ("portrait", "anime"):
+        assert worker[key].dtype == torch.float32 and worker[key].is_contiguous()
+        assert torch.equal(worker[key], inline[key])
+    assert worker["anime_key"] == inline["anime_key"]
+    assert torch.equal(worker["portrait_landmarks"], inline["portrait_landmarks"])

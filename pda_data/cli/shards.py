@@ -51,7 +51,11 @@ def pack(
     shard_size: Annotated[int, typer.Option(help="Most samples per shard.")] = 1000,
     max_shard_bytes: Annotated[int, typer.Option(help="Most bytes per shard (default 1 GiB).")] = 1 << 30,
     image_format: Annotated[
-        str, typer.Option(help="Image member format: png (lossless) or jpg (q95).")
+        str,
+        typer.Option(
+            help="Image member format: png (lossless; zlib 6 with the fast-decoding 'up' filter) or jpg "
+            "(q95 4:4:4: ~3x smaller shards and ~2x faster streams, not lossless)."
+        ),
     ] = "png",
     seed: Annotated[int, typer.Option(help="Seed of the sample shuffle across shards.")] = 0,
 ) -> None:
