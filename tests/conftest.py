@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,3 +29,21 @@ def samples_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def cascade_path(shared_dir: Path) -> Path:
     return shared_dir / "models" / "lbpcascade_animeface.xml"
+
+
+def run_torchrun(
+    script: Path, *args: str, nproc: int = 2, timeout: float = 240
+) -> subprocess.CompletedProcess:
+    """Run ``script`` under ``torchrun --standalone`` (gloo on CPU); on timeout kill every worker it started."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+           str(script), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{script.name} under torchrun timed out after {timeout} s:\n{err[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -15,13 +12,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, run_torchrun
 from shard_world import anime_annotations, face_template, portrait_folder, synth_folder
 
 from pda_data import shards as sh
 from pda_data import stream as st
 from pda_data.schema import HUMAN68, STRUCTURE_FLIP, denormalize_points
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -144,19 +140,8 @@ def test_readers_split_shards_disjointly(packed: Path, monkeypatch: pytest.Monke
 
 
 def test_two_ranks_two_workers_read_disjoint_shards(packed: Path, tmp_path: Path) -> None:
-    torchrun = Path(sys.executable).with_name("torchrun")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [
-        str(torchrun),
-        "--nproc-per-node",
-        "2",
-        "--standalone",
-        str(REPO / "tests" / "ddp_stream_worker.py"),
-        str(packed),
-        str(tmp_path),
-        "6",
-    ]
-    subprocess.run(cmd, check=True, env=env, timeout=120, capture_output=True)
+    proc = run_torchrun(REPO / "tests" / "ddp_stream_worker.py", str(packed), str(tmp_path), "6", timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     shard_of = _key_to_shard(packed, "coser")
     readers: dict[tuple[int, int], set[str]] = collections.defaultdict(set)
     for rank in range(2):

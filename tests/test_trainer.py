@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 import skimage.data
 import torch
 import yaml
+from conftest import run_torchrun
 from shard_world import anime_annotations, portrait_folder, synth_folder
 from typer.testing import CliRunner
 
@@ -335,29 +335,8 @@ def test_sigkill_leaves_a_loadable_checkpoint_and_sigint_checkpoints_and_exits(
     assert steps == sorted(set(steps))  # records logged after the killed run's checkpoint were dropped
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_ddp_two_gloo_ranks_end_with_identical_parameters(world: dict[str, Path], tmp_path: Path) -> None:
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--master-addr",
-        "127.0.0.1",
-        "--master-port",
-        str(_free_port()),
-        str(TESTS / "ddp_train_worker.py"),
-        str(world["shards"]),
-        str(tmp_path),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS.parent)}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    proc = run_torchrun(TESTS / "ddp_train_worker.py", str(world["shards"]), str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert r0["status"] == r1["status"] == "done" and r0["step"] == r1["step"] == 6
