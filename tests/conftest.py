@@ -34,7 +34,7 @@ def cascade_path(shared_dir: Path) -> Path:
 def run_torchrun(
     script: Path, *args: str, nproc: int = 2, timeout: float = 240
 ) -> subprocess.CompletedProcess:
-    """Run ``script`` under ``torchrun --standalone`` (gloo on CPU); on timeout kill every worker it started."""
+    """Run ``script`` under ``torchrun --standalone`` (gloo, CPU); a timeout kills every worker it started."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
            str(script), *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
