@@ -547,8 +547,11 @@ def check_sample(role: str, members: dict[str, bytes], image_format: str) -> lis
         return [f"json does not parse ({exc})"]
     if not isinstance(meta, dict):
         return ["json is not an object"]
-    rgb = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
-    errors = [] if rgb is not None else [f"{image_format} does not decode"]
+    try:
+        rgb: np.ndarray | None = decode_rgb(image)
+        errors: list[str] = []
+    except ValueError:
+        rgb, errors = None, [f"{image_format} does not decode"]
     schema = ROLE_SCHEMA[role]
     expect = {"domain": role, "schema": schema.name, "sha256": sha256_bytes(image)}
     errors += [f"{k} is {meta.get(k)!r}, expected {v!r}" for k, v in expect.items() if meta.get(k) != v]
