@@ -9,19 +9,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
-from rich.text import Text
 
+from pda_data.cli.progress import progress_bar
 from pda_data.curate import (
     COSER_DEFAULTS,
     FACE_REASONS,
@@ -55,13 +45,6 @@ class FacesChoice(str, Enum):
 class FormatChoice(str, Enum):
     png = "png"
     jpg = "jpg"
-
-
-class _RateColumn(ProgressColumn):
-    """Images per second."""
-
-    def render(self, task: Task) -> Text:
-        return Text(f"{task.speed:.1f} img/s" if task.speed else "-- img/s", style="cyan")
 
 
 def parse_part(text: str | None) -> tuple[int, int] | None:
@@ -101,9 +84,7 @@ def _run(defaults: CurateOptions, title: str, inputs: list[str], out: Path, work
     part_t = parse_part(part)
     try:
         total = count_items(inputs, hf, part_t, out=out)
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      _RateColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                      console=console) as progress:
+        with progress_bar(console, unit="img") as progress:
             task = progress.add_task(title, total=total)
 
             def on_item(rows: list[dict]) -> None:

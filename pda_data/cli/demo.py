@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pda_data.cli.progress import progress_bar
 from pda_data.demo import ANNOTATIONS_NAME, TRUTH_NAME, DemoConfig, write_demo
 from pda_data.faces import ModelError
 
@@ -44,9 +44,8 @@ def demo(
     """
     config = DemoConfig(seed=seed, n_cosers=n_cosers, n_humans=n_humans, n_anime=n_anime, verify=verify)
     total = n_cosers + n_humans + n_anime
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with Progress(*columns, console=console) as bar:
+        with progress_bar(console, unit="file") as bar:
             task = bar.add_task("demo world", total=total)
             truth = write_demo(out, config, cascade=cascade, progress=lambda _name: bar.advance(task))
     except ModelError as exc:

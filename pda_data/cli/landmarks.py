@@ -13,7 +13,6 @@ from typing import Annotated
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pda_data.annotation_formats import (
@@ -37,6 +36,7 @@ from pda_data.annotations import (
     to_image_annotations,
     write_annotations,
 )
+from pda_data.cli.progress import progress_bar
 from pda_data.faces import ModelError, make_detector
 from pda_data.files import atomic_write_text
 from pda_data.images import ImageError, load_image, save_image
@@ -50,7 +50,6 @@ landmarks_app = typer.Typer(
 )
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-_BAR = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
 
 class FormatChoice(str, Enum):
@@ -128,7 +127,7 @@ def import_cmd(
     except AnnotationFormatError as exc:
         raise _fail(str(exc)) from exc
     resized = out.parent / f"{out.stem}_images" if size else None
-    with Progress(*_BAR, console=console) as bar:
+    with progress_bar(console, unit="image") as bar:
         df, problems = import_annotations(
             bar.track(records, description="import"), images, used, size=size, resized_dir=resized
         )
@@ -193,7 +192,7 @@ def render_cmd(
         raise _fail(str(exc)) from exc
     df = df.head(limit) if limit else df
     tiles, labels, failed = [], [], 0
-    with Progress(*_BAR, console=console) as bar:
+    with progress_bar(console, unit="image") as bar:
         rows = list(zip(df.itertuples(index=False), points_array(df), strict=True))
         for row, pts in bar.track(rows, description="render"):
             try:
@@ -260,7 +259,7 @@ def bootstrap_cmd(
         raise _fail(str(exc)) from exc
     files = sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     records, skipped = [], []
-    with Progress(*_BAR, console=console) as bar:
+    with progress_bar(console, unit="image") as bar:
         for path in bar.track(files, description="bootstrap"):
             name = path.relative_to(images).as_posix()
             try:

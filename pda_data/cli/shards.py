@@ -8,26 +8,15 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from pda_data import shards as sh
+from pda_data.cli.progress import progress_bar
 from pda_data.images import save_image
 from pda_data.manifest import ManifestError
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one line per error, however long
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    )
 
 
 def _fail(message: str) -> typer.Exit:
@@ -100,7 +89,7 @@ def pack(
     ]
     command = shlex.join(args)
     try:
-        with _progress() as progress:
+        with progress_bar(err, transient=True) as progress:
             tasks: dict[str, int] = {}
 
             def tick(role: str) -> None:
@@ -149,7 +138,7 @@ def verify(
 ) -> None:
     """Check every shard against the index (present, byte size, sha256, sample count); exit 1 on problems."""
     try:
-        with _progress() as progress:
+        with progress_bar(err, transient=True) as progress:
             index = sh.read_index(shards)
             task = progress.add_task("verify", total=len(sh.shard_entries(index)))
             problems, checked = sh.verify(shards, deep=deep, on_shard=lambda _: progress.advance(task))

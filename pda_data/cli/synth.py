@@ -8,17 +8,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from pda_data.annotations import AnnotationError
+from pda_data.cli.progress import progress_bar
 from pda_data.highlights import Levels
 from pda_data.manifest import MANIFEST_NAME, ManifestError
 from pda_data.structure import ABNORMAL_KINDS
@@ -82,9 +75,8 @@ def _inputs(loader: Any, path: Path, what: str) -> list[Face]:
 
 
 def _execute(job: str, title: str, tasks: Sequence[Task], out: Path, workers: int) -> None:
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with Progress(*columns, TimeRemainingColumn(), console=console) as progress:
+        with progress_bar(console, unit="sample") as progress:
             bar = progress.add_task(title, total=len(tasks))
             summary = run_synth(job, tasks, out, workers, on_progress=lambda n: progress.advance(bar, n))
     except KeyboardInterrupt as exc:
