@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import yaml
 
-from pda_data.files import atomic_write_text
+from pda_data.io.files import atomic_write_text
 from pda_train.config import ConfigError, Preset, get_preset
 
 Plan = Literal["full", "baseline", "coser", "coser_aug", "coser_human", "single_stage"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from pda_data.stream import stage_loader
+from pda_data.stream.core import stage_loader
 
 
 def main() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from pda_train.manifest import experiment_from_dict
-from pda_train.runtime import init_runtime, shutdown
-from pda_train.trainer import Trainer
+from pda_train.training.loop import Trainer
+from pda_train.training.runtime import init_runtime, shutdown
 
 
 def main(shards: str, out: str) -> None:

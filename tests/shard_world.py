@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import skimage.data
 
-from pda_data.images import save_image
-from pda_data.manifest import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, STATUS_REJECTED, write_manifest
+from pda_data.curation.manifest import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, STATUS_REJECTED, write_manifest
+from pda_data.io.images import save_image
 from pda_data.schema import ANIME56, HUMAN68, LandmarkSchema, flatten_points
 
 _CYCLE_GROUPS = {

@@ -2,7 +2,8 @@
 
 Anime: ``anime_0006`` (the demo fixture ``anime_0006_landmarks.csv``) and ``anime_3414``
 (``synth_anime56.json``), both hand-placed ANIME56 points. Humans: the two selfies with the dlib 68 points
-that ``pda_data.faces`` finds on them (``synth_selfie68.json``; ``test_synth`` checks them against dlib).
+that ``pda_data.faces.detectors`` finds on them (``synth_selfie68.json``; ``test_synth`` checks them against
+dlib).
 Writers build the input folders in the formats the synth commands read.
 """
 
@@ -15,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pda_data.annotations import annotation_frame, write_annotations
-from pda_data.files import sha256_file
-from pda_data.images import load_image, save_image
-from pda_data.manifest import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, write_manifest
+from pda_data.annotations.table import annotation_frame, write_annotations
+from pda_data.curation.manifest import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, write_manifest
+from pda_data.io.files import sha256_file
+from pda_data.io.images import load_image, save_image
 from pda_data.schema import ANIME56, HUMAN68, SCHEMA_VERSION, flatten_points
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

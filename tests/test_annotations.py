@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pda_data.annotation_formats import (
+from pda_data.annotations.formats import (
     AnnotationFormatError,
     ImageAnnotation,
     parse_cvat,
@@ -20,7 +20,7 @@ from pda_data.annotation_formats import (
     write_csv,
     write_labelme,
 )
-from pda_data.annotations import (
+from pda_data.annotations.table import (
     COLUMNS,
     AnnotationError,
     geometry_problems,
@@ -30,9 +30,9 @@ from pda_data.annotations import (
     scale_points,
 )
 from pda_data.cli import app
-from pda_data.demo import ANIME_DIR, ANNOTATIONS_NAME, DemoConfig, write_demo
-from pda_data.files import sha256_file
-from pda_data.images import load_image
+from pda_data.demo.world import ANIME_DIR, ANNOTATIONS_NAME, DemoConfig, write_demo
+from pda_data.io.files import sha256_file
+from pda_data.io.images import load_image
 from pda_data.schema import ANIME56, GROUP_COLORS, SCHEMA_VERSION, unflatten_points
 
 FIXTURES = Path(__file__).parent / "fixtures"

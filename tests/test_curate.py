@@ -15,9 +15,9 @@ from PIL import Image
 from skimage import data
 from typer.testing import CliRunner
 
-from pda_data import demo
 from pda_data.cli import app
-from pda_data.curate import (
+from pda_data.curation.dedup import hamming, phash
+from pda_data.curation.engine import (
     COSER_DEFAULTS,
     HUMAN_DEFAULTS,
     MANIFEST_SCHEMA,
@@ -26,12 +26,12 @@ from pda_data.curate import (
     run_curation,
     with_overrides,
 )
-from pda_data.faces import Landmarker, make_detector
-from pda_data.images import encode_image, load_image, save_image
-from pda_data.manifest import kept_rows, points_column, read_manifest
-from pda_data.phash import hamming, phash
+from pda_data.curation.manifest import kept_rows, points_column, read_manifest
+from pda_data.demo import world as demo
+from pda_data.faces.detectors import Landmarker, make_detector
+from pda_data.io.images import encode_image, load_image, save_image
+from pda_data.io.sources import HFOptions
 from pda_data.schema import HUMAN68
-from pda_data.sources import HFOptions
 
 REQUIRED = ("key", "source", "source_sha256", "status", "reason", "detector", "score", "box", "yaw", "pitch",
             "roll", "landmarks", "crop_size", "phash", "image")

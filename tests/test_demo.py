@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pda_data.anime_draw import draw_anime_face
-from pda_data.annotations import geometry_problems
+from pda_data.annotations.table import geometry_problems
 from pda_data.cli import app
-from pda_data.demo import ANNOTATIONS_NAME, TRUTH_NAME, DemoConfig, write_demo
-from pda_data.faces import Landmarker, head_pose, make_detector
-from pda_data.files import sha256_file
-from pda_data.images import ImageError, load_image
+from pda_data.demo.anime_draw import draw_anime_face
+from pda_data.demo.world import ANNOTATIONS_NAME, TRUTH_NAME, DemoConfig, write_demo
+from pda_data.faces.detectors import Landmarker, head_pose, make_detector
+from pda_data.io.files import sha256_file
+from pda_data.io.images import ImageError, load_image
 from pda_data.schema import ANIME56, HUMAN68, unflatten_points
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from skimage import data
 
-from pda_data import faces
-from pda_data.faces import Landmarker, ModelError, head_pose, make_detector, resolve_cascade
-from pda_data.images import load_image
+from pda_data.faces import detectors as faces
+from pda_data.faces.detectors import Landmarker, ModelError, head_pose, make_detector, resolve_cascade
+from pda_data.io.images import load_image
 from pda_data.schema import HUMAN68
 
 CANVAS = (480, 640)

@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from pda_data.files import atomic_path, atomic_write_text, sha256_bytes, sha256_file
+from pda_data.io.files import atomic_path, atomic_write_text, sha256_bytes, sha256_file
 
 
 def test_atomic_write_gives_umask_mode_and_content(tmp_path):

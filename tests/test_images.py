@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from pda_data.images import ImageError, encode_image, load_image, save_image
+from pda_data.io.images import ImageError, encode_image, load_image, save_image
 
 
 def _png_header(width: int, height: int) -> bytes:

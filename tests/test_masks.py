@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from synth_world import anime_points, selfie_points
 
-from pda_data.masks import eye_mask, face_mask, face_outline, forehead_mask, mouth_mask, part_mask
+from pda_data.geometry.masks import eye_mask, face_mask, face_outline, forehead_mask, mouth_mask, part_mask
 from pda_data.schema import ANIME56, HUMAN68, LandmarkSchema
 
 SHAPE = (256, 256)

@@ -11,8 +11,8 @@ import torch
 from scipy.spatial import distance
 from skimage.color import rgb2hsv
 
-from pda_data.images import load_image
-from pda_train import metrics
+from pda_data.io.images import load_image
+from pda_train.inference import metrics
 
 
 def _skimage_hue_hist(rgb: np.ndarray) -> np.ndarray:

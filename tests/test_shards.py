@@ -18,10 +18,10 @@ import webdataset as wds
 from shard_world import anime_annotations, portrait_folder, synth_folder
 from typer.testing import CliRunner
 
-from pda_data import shards as sh
 from pda_data.cli import app
-from pda_data.files import sha256_file
-from pda_data.manifest import MANIFEST_NAME, read_manifest, write_manifest
+from pda_data.curation.manifest import MANIFEST_NAME, read_manifest, write_manifest
+from pda_data.io.files import sha256_file
+from pda_data.shards import core as sh
 
 runner = CliRunner()
 

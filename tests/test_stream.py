@@ -15,9 +15,9 @@ import torch
 from conftest import REPO, run_torchrun
 from shard_world import anime_annotations, face_template, portrait_folder, synth_folder
 
-from pda_data import shards as sh
-from pda_data import stream as st
 from pda_data.schema import HUMAN68, STRUCTURE_FLIP, denormalize_points
+from pda_data.shards import core as sh
+from pda_data.stream import core as st
 
 
 @pytest.fixture(scope="module")

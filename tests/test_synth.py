@@ -17,16 +17,16 @@ from synth_world import (
 )
 from typer.testing import CliRunner
 
-from pda_data.augportrait import fuse, fuse_parts, warp_to_landmarks
 from pda_data.cli import app
-from pda_data.highlights import Levels, extract_highlights, synthesize_highlights
-from pda_data.images import load_image
-from pda_data.manifest import read_manifest
-from pda_data.masks import face_mask, forehead_mask
+from pda_data.curation.manifest import read_manifest
+from pda_data.geometry.masks import face_mask, forehead_mask
+from pda_data.io.images import load_image
 from pda_data.schema import ANIME56, HUMAN68, STRUCTURE_CHANNELS, unflatten_points
-from pda_data.shards import items_from_synth
-from pda_data.structure import KINDS, SynthesisError, render_heatmaps, synthesize_structure
-from pda_data.synth import load_anime_faces, plan_structure, run_synth
+from pda_data.shards.core import items_from_synth
+from pda_data.synthesis.augportrait import fuse, fuse_parts, warp_to_landmarks
+from pda_data.synthesis.highlights import Levels, extract_highlights, synthesize_highlights
+from pda_data.synthesis.jobs import load_anime_faces, plan_structure, run_synth
+from pda_data.synthesis.structure import KINDS, SynthesisError, render_heatmaps, synthesize_structure
 
 LEFT_EYE, RIGHT_EYE = (
     STRUCTURE_CHANNELS.index("left_eye_centre"),
@@ -46,7 +46,7 @@ def humans(samples_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def test_selfie_fixture_is_what_dlib_finds(humans: dict) -> None:
-    from pda_data.faces import Landmarker, make_detector
+    from pda_data.faces.detectors import Landmarker, make_detector
 
     detector, landmarker = make_detector("dlib-hog"), Landmarker()
     for rgb, pts in humans.values():

@@ -21,19 +21,25 @@ from conftest import run_torchrun
 from shard_world import anime_annotations, portrait_folder, synth_folder
 from typer.testing import CliRunner
 
-import pda_train.trainer as trainer_mod
-from pda_data.faces import Landmarker, make_detector
-from pda_data.images import save_image
-from pda_data.shards import ShardError, pack, read_index
-from pda_train import checkpoint as ckpt
+import pda_train.training.loop as trainer_mod
+from pda_data.faces.detectors import Landmarker, make_detector
+from pda_data.io.images import save_image
+from pda_data.shards.core import ShardError, pack, read_index
 from pda_train.cli import app
-from pda_train.evaluate import EvalOptions, evaluate
-from pda_train.export import ExportError, load_translator
+from pda_train.inference.evaluate import EvalOptions, evaluate
+from pda_train.inference.export import ExportError, load_translator
+from pda_train.inference.translate import NoFaceError, find_face, paste_back, translate_crops
 from pda_train.manifest import Experiment, experiment_from_dict
-from pda_train.runtime import InterruptGuard, NonFiniteLossError, check_finite, init_runtime, select_device
-from pda_train.tracking import read_metrics
-from pda_train.trainer import Trainer, TrainingError
-from pda_train.translate import NoFaceError, find_face, paste_back, translate_crops
+from pda_train.training import checkpoint as ckpt
+from pda_train.training.loop import Trainer, TrainingError
+from pda_train.training.runtime import (
+    InterruptGuard,
+    NonFiniteLossError,
+    check_finite,
+    init_runtime,
+    select_device,
+)
+from pda_train.training.tracking import read_metrics
 
 TESTS = Path(__file__).parent
 PDA_TRAIN = [sys.executable, "-c", "from pda_train.cli import main; main()"]

@@ -8,8 +8,15 @@ import pytest
 import torch
 from scipy.interpolate import RBFInterpolator
 
+from pda_data.geometry.warp import (
+    border_anchors,
+    piecewise_affine_warp,
+    tps_eval,
+    tps_fit,
+    tps_grid,
+    tps_warp,
+)
 from pda_data.schema import normalize_points
-from pda_data.warp import border_anchors, piecewise_affine_warp, tps_eval, tps_fit, tps_grid, tps_warp
 
 
 def _face_contour(n: int = 17) -> np.ndarray:

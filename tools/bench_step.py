@@ -52,7 +52,7 @@ from pda_train.losses import (
 )
 from pda_train.nets import PDANetworks, build_networks
 from pda_train.nets.psn import StylizationDiscriminator, StylizationGenerator
-from pda_train.runtime import Runtime, autocast, init_runtime, prepare_module
+from pda_train.training.runtime import Runtime, autocast, init_runtime, prepare_module
 
 Step = Callable[[], None]
 

@@ -1,7 +1,8 @@
 """Throughput of the stage-1 stream against the per-file folder baseline and a raw decode loop, in one run.
 
-* ours: ``pda_data.stream.stage_loader`` over packed 256x256 shards (``pda-data pack``'s default PNG members,
-  or JPEG q95 4:4:4 with --image-format jpg): tar read, OpenCV decode, random square crop (80-100 % of the
+* ours: ``pda_data.stream.core.stage_loader`` over packed 256x256 shards (``pda-data pack``'s default PNG
+  members, or JPEG q95 4:4:4 with --image-format jpg): tar read, OpenCV decode, random square crop (80-100 %
+  of the
   area) resized to 256 with the landmarks, flip, uint8 batching, one float conversion per batch; a stage-1
   batch of B pairs is 2B images (portrait + anime).
 * folder: what U-GAT-IT / CycleGAN users run: the curated PNG folder read one file at a time with PIL,
@@ -40,7 +41,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from shard_world import anime_annotations, portrait_folder  # noqa: E402
 
 from pda_data import shards as sh  # noqa: E402
-from pda_data.stream import stage_loader  # noqa: E402
+from pda_data.stream.core import stage_loader  # noqa: E402
 
 
 class FolderDataset(Dataset):
@@ -202,7 +203,7 @@ def main() -> None:
                 )
         result |= {
             "reference": "folder = PIL per file + Resize/RandomCrop/Flip/ToTensor/Normalize in a DataLoader; "
-            "bound = the same tar reader (pda_data.shards.iter_tar_members) + cv2.imdecode only",
+            "bound = the same tar reader (pda_data.shards.core.iter_tar_members) + cv2.imdecode only",
             **_peak_mb(),
         }
         print(json.dumps(result))

@@ -30,10 +30,10 @@ import numpy as np
 import torch
 from kornia.geometry.transform import get_tps_transform, warp_image_tps
 
-from pda_data.augportrait import fuse
-from pda_data.faces import Landmarker, make_detector
-from pda_data.images import load_image
-from pda_data.warp import border_anchors, tps_grid, tps_warp
+from pda_data.faces.detectors import Landmarker, make_detector
+from pda_data.geometry.warp import border_anchors, tps_grid, tps_warp
+from pda_data.io.images import load_image
+from pda_data.synthesis.augportrait import fuse
 
 SIZE = 256
 

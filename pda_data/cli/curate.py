@@ -1,4 +1,4 @@
-"""``pda-data crop-cosers``, ``crop-humans`` and ``merge-manifests``: over :mod:`pda_data.curate`."""
+"""``pda-data crop-cosers``, ``crop-humans`` and ``merge-manifests``: over :mod:`pda_data.curation.engine`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pda_data.cli.progress import progress_bar
-from pda_data.curate import (
+from pda_data.curation.engine import (
     COSER_DEFAULTS,
     FACE_REASONS,
     HUMAN_DEFAULTS,
@@ -23,9 +23,9 @@ from pda_data.curate import (
     run_curation,
     with_overrides,
 )
-from pda_data.faces import ModelError
-from pda_data.manifest import STATUS_REJECTED, ManifestError
-from pda_data.sources import HFOptions, SourceError
+from pda_data.curation.manifest import STATUS_REJECTED, ManifestError
+from pda_data.faces.detectors import ModelError
+from pda_data.io.sources import HFOptions, SourceError
 
 console = Console(stderr=True)
 _CURATE_REASONS = FACE_REASONS

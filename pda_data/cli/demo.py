@@ -1,4 +1,4 @@
-"""``pda-data demo OUT``: generate the embedded smoke-test world (over :mod:`pda_data.demo`)."""
+"""``pda-data demo OUT``: generate the embedded smoke-test world (over :mod:`pda_data.demo.world`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from pda_data.cli.progress import progress_bar
-from pda_data.demo import ANNOTATIONS_NAME, TRUTH_NAME, DemoConfig, write_demo
-from pda_data.faces import ModelError
+from pda_data.demo.world import ANNOTATIONS_NAME, TRUTH_NAME, DemoConfig, write_demo
+from pda_data.faces.detectors import ModelError
 
 console = Console(stderr=True)
 

@@ -1,7 +1,7 @@
 """``pda-data landmarks import|check|render|export|bootstrap``: anime 56-point annotation files.
 
-Thin commands over :mod:`pda_data.annotations` (validation, the canonical Parquet file) and
-:mod:`pda_data.annotation_formats` (CVAT, labelme, COCO, CSV).
+Thin commands over :mod:`pda_data.annotations.table` (validation, the canonical Parquet file) and
+:mod:`pda_data.annotations.formats` (CVAT, labelme, COCO, CSV).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data.annotation_formats import (
+from pda_data.annotations.formats import (
     AnnotationFormatError,
     ImageAnnotation,
     read_annotation_source,
     render_format,
 )
-from pda_data.annotations import (
+from pda_data.annotations.table import (
     AnnotationError,
     Problem,
     default_shape,
@@ -37,10 +37,10 @@ from pda_data.annotations import (
     write_annotations,
 )
 from pda_data.cli.progress import progress_bar
-from pda_data.faces import ModelError, make_detector
-from pda_data.files import atomic_write_text
-from pda_data.images import ImageError, load_image, save_image
-from pda_data.sheet import contact_sheet
+from pda_data.faces.detectors import ModelError, make_detector
+from pda_data.io.files import atomic_write_text
+from pda_data.io.images import ImageError, load_image, save_image
+from pda_data.viz.sheet import contact_sheet
 
 console = Console(stderr=True)
 landmarks_app = typer.Typer(

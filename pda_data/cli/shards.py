@@ -10,10 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data import shards as sh
 from pda_data.cli.progress import progress_bar
-from pda_data.images import save_image
-from pda_data.manifest import ManifestError
+from pda_data.curation.manifest import ManifestError
+from pda_data.io.images import save_image
+from pda_data.shards import core as sh
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one line per error, however long

@@ -1,4 +1,4 @@
-"""``pda-data synth-structure``, ``synth-highlights`` and ``synth-aug``: over :mod:`pda_data.synth`."""
+"""``pda-data synth-structure``, ``synth-highlights``, ``synth-aug``: over :mod:`pda_data.synthesis.jobs`."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data.annotations import AnnotationError
+from pda_data.annotations.table import AnnotationError
 from pda_data.cli.progress import progress_bar
-from pda_data.highlights import Levels
-from pda_data.manifest import MANIFEST_NAME, ManifestError
-from pda_data.structure import ABNORMAL_KINDS
-from pda_data.synth import (
+from pda_data.curation.manifest import MANIFEST_NAME, ManifestError
+from pda_data.synthesis.highlights import Levels
+from pda_data.synthesis.jobs import (
     SHEET_NAME,
     Face,
     SynthSummary,
@@ -27,6 +26,7 @@ from pda_data.synth import (
     plan_structure,
     run_synth,
 )
+from pda_data.synthesis.structure import ABNORMAL_KINDS
 
 console = Console(stderr=True)
 _SHOWN_PROBLEMS = 10
@@ -211,7 +211,7 @@ def synth_aug(
 ) -> None:
     """Offline Aug-Portrait samples (Fig. 8) for inspection: human faces TPS-warped into coser faces.
 
-    The trainer makes these on the fly with the same function (pda_data.augportrait.fuse); the fused
+    The trainer makes these on the fly with the same function (pda_data.synthesis.augportrait.fuse); the fused
     image's landmarks are the coser's (manifest column landmarks, HUMAN68).
     """
     if colour_min > colour_max or feather_min > feather_max:

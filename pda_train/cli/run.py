@@ -11,18 +11,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data.faces import Landmarker, ModelError, make_detector
-from pda_data.images import ImageError, load_image, save_image
-from pda_data.shards import ShardError
-from pda_data.sheet import contact_sheet
-from pda_data.sources import IMAGE_SUFFIXES
-from pda_train.checkpoint import CheckpointError
-from pda_train.evaluate import REPORT_NAME, EvalOptions, evaluate
-from pda_train.export import ExportError, load_translator
+from pda_data.faces.detectors import Landmarker, ModelError, make_detector
+from pda_data.io.images import ImageError, load_image, save_image
+from pda_data.io.sources import IMAGE_SUFFIXES
+from pda_data.shards.core import ShardError
+from pda_data.viz.sheet import contact_sheet
+from pda_train.inference.evaluate import REPORT_NAME, EvalOptions, evaluate
+from pda_train.inference.export import ExportError, load_translator
+from pda_train.inference.translate import NoFaceError, find_face, paste_back, translate_crops
 from pda_train.manifest import ExperimentError, load_experiment
-from pda_train.runtime import NonFiniteLossError, init_runtime, select_device, shutdown
-from pda_train.trainer import Trainer, TrainingError
-from pda_train.translate import NoFaceError, find_face, paste_back, translate_crops
+from pda_train.training.checkpoint import CheckpointError
+from pda_train.training.loop import Trainer, TrainingError
+from pda_train.training.runtime import NonFiniteLossError, init_runtime, select_device, shutdown
 
 console = Console()
 err_console = Console(stderr=True)

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from pda_data.schema import ANIME56, HUMAN68, LandmarkSchema
 from pda_train.config import ModelConfig
-from pda_train.nets.aux import FaceClassifier, StructureDetector
+from pda_train.nets.auxiliary import FaceClassifier, StructureDetector
 from pda_train.nets.layers import count_parameters
 from pda_train.nets.ldn import LandmarkDiscriminator, LandmarkGenerator, ldn_points, warp_portrait
 from pda_train.nets.psn import StylizationDiscriminator, StylizationGenerator

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from pda_data.geometry.warp import tps_warp
 from pda_data.schema import ANIME56, HUMAN68, HUMAN_TO_ANIME, LandmarkSchema
-from pda_data.warp import tps_warp
 from pda_train.config import LandmarkSet
 from pda_train.nets.layers import mlp
 

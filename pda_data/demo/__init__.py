@@ -1,0 +1,1 @@
+"""The embedded synthetic demo world: coser photos, human portraits and procedural anime faces."""

@@ -1,0 +1,1 @@
+"""Image geometry shared by synthesis, streaming and translation: warps and facial masks."""

@@ -1,0 +1,151 @@
+"""Input iteration: files, folders, list files and Hugging Face data sets, as a stream of picklable items.
+
+An INPUT on the command line may be an image file, a folder (searched recursively for image suffixes),
+a text file listing one path per line (``.txt`` or ``.lst``; relative paths are relative to the list), a data
+set saved with ``Dataset.save_to_disk`` (a folder holding ``dataset_info.json`` or ``dataset_dict.json``), or
+``hf://owner/name`` for a data set on the Hugging Face hub (needs network). Items are yielded lazily, so
+memory does not grow with the number of inputs, and each carries a stable ``source`` id.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pda_data.io.files import sha256_bytes, sha256_file
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif"})
+LIST_SUFFIXES = frozenset({".txt", ".lst"})
+HUB_PREFIX = "hf://"
+
+
+class SourceError(ValueError):
+    """An INPUT that names nothing readable (missing path, unknown data set, missing column or split)."""
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One input image: a file ``path``, or row ``index`` of data set ``dataset`` (split, image column)."""
+
+    source: str
+    path: str = ""
+    dataset: str = ""
+    split: str = ""
+    column: str = ""
+    index: int = -1
+
+
+@dataclass(frozen=True)
+class HFOptions:
+    """How to read a data set INPUT: its split (for dataset dicts and the hub) and image column."""
+
+    split: str = "train"
+    image_column: str = "image"
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return path.is_dir() and any((path / f).is_file() for f in ("dataset_info.json", "dataset_dict.json"))
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    """Image files under ``folder`` in a stable (sorted) order, without materializing the whole tree."""
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                yield Path(root) / name
+
+
+_DATASETS: dict[tuple[str, str], Any] = {}
+
+
+def open_dataset(dataset: str, split: str, column: str) -> Any:
+    """Open (once per process) a saved or hub data set with ``column`` left undecoded (raw bytes)."""
+    cache_key = (dataset, split)
+    if cache_key not in _DATASETS:
+        import datasets  # heavy; only data set inputs pay for it
+
+        try:
+            if dataset.startswith(HUB_PREFIX):
+                ds = datasets.load_dataset(dataset[len(HUB_PREFIX):], split=split)
+            else:
+                ds = datasets.load_from_disk(dataset)
+                if isinstance(ds, datasets.DatasetDict):
+                    if split not in ds:
+                        raise SourceError(f"{dataset}: no split {split!r} (has {', '.join(ds)})")
+                    ds = ds[split]
+        except SourceError:
+            raise
+        except Exception as exc:  # datasets raises many types (network, format, missing files)
+            raise SourceError(f"{dataset}: cannot open data set ({exc})") from exc
+        if column not in ds.column_names:
+            names = ", ".join(ds.column_names)
+            raise SourceError(f"{dataset}: no image column {column!r} (columns: {names})")
+        if isinstance(ds.features[column], datasets.Image):
+            ds = ds.cast_column(column, datasets.Image(decode=False))
+        _DATASETS[cache_key] = ds
+    return _DATASETS[cache_key]
+
+
+def _dataset_items(dataset: str, hf: HFOptions) -> Iterator[SourceItem]:
+    ds = open_dataset(dataset, hf.split, hf.image_column)
+    for i in range(len(ds)):
+        yield SourceItem(source=f"{dataset}#{i}", dataset=dataset, split=hf.split, column=hf.image_column,
+                         index=i)
+
+
+def _list_items(list_file: Path) -> Iterator[SourceItem]:
+    with open(list_file, encoding="utf-8") as fh:
+        for line in fh:
+            entry = line.strip()
+            if entry and not entry.startswith("#"):
+                path = Path(entry) if Path(entry).is_absolute() else list_file.parent / entry
+                yield SourceItem(source=os.path.abspath(path), path=os.path.abspath(path))
+
+
+def iter_sources(inputs: Iterable[str | Path], hf: HFOptions | None = None) -> Iterator[SourceItem]:
+    """Every image item named by ``inputs``, in order; raises :class:`SourceError` for a missing INPUT."""
+    hf = hf or HFOptions()
+    for raw in inputs:
+        text = str(raw)
+        if text.startswith(HUB_PREFIX):
+            yield from _dataset_items(text, hf)
+            continue
+        path = Path(text)
+        if _is_saved_dataset(path):
+            yield from _dataset_items(os.path.abspath(path), hf)
+        elif path.is_dir():
+            for file in _walk(path):
+                yield SourceItem(source=os.path.abspath(file), path=os.path.abspath(file))
+        elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+            yield from _list_items(path)
+        elif path.is_file() or path.is_symlink():
+            yield SourceItem(source=os.path.abspath(path), path=os.path.abspath(path))
+        else:
+            raise SourceError(f"{text}: no such file, folder or data set")
+
+
+def read_item(item: SourceItem) -> tuple[bytes | str, str]:
+    """What to decode for ``item`` (a file path, or a data set row's encoded bytes) and its content sha256.
+
+    A missing or unreadable file gives ("", "") so the caller reports it through :func:`load_image`.
+    """
+    if item.path:
+        try:
+            return item.path, sha256_file(item.path)
+        except OSError:
+            return item.path, ""
+    ds = open_dataset(item.dataset, item.split, item.column)
+    value = ds[item.index][item.column]
+    data = b""
+    if isinstance(value, dict):
+        data = value.get("bytes") or b""
+        if not data and value.get("path"):
+            try:
+                data = Path(value["path"]).read_bytes()
+            except OSError:
+                data = b""
+    return data, sha256_bytes(data)

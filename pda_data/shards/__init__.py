@@ -1,0 +1,1 @@
+"""WebDataset shards: packing, the tar reader, verification, inspection and export."""

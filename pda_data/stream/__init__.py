@@ -1,0 +1,1 @@
+"""Streaming input pipelines over packed shards: domain mixing, augmentation, batching."""

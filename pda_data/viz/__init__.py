@@ -1,0 +1,1 @@
+"""Pictures for people: contact sheets, landmark overlays, side-by-side grids."""

@@ -1,0 +1,1 @@
+"""After training: export, translation with paste-back, evaluation and its metrics."""

@@ -1,0 +1,209 @@
+"""Evaluation on a test set of portraits: the metrics of Tables 1 and 3 (and FID on request).
+
+Input is a curated portrait folder (``crop-humans`` layout: ``manifest.parquet`` with 68 landmarks in crop
+pixels, ``images/``). Every kept face is translated; per face the report holds Hue-HistD and LPIPS between the
+input crop and its translation, both at the model's resolution. With an anime annotation file (``--anime``)
+the landmark MMD of Table 3 compares the LDN point sets (17 contour points, or the full correspondence for a
+"full landmarks" model) of raw human faces and of LDN-deformed human faces against the anime faces', and FID
+(with ``--inception``) compares the translations with those anime images.
+
+Output folder: ``report.json``, ``images/<key>.png`` (translations), ``sheet.png`` (input | warped | anime).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from pda_data.annotations.table import AnnotationError, points_array, read_annotations
+from pda_data.curation.manifest import ManifestError, kept_rows, points_column, read_manifest
+from pda_data.io.files import atomic_write_text
+from pda_data.io.images import ImageError, load_image, save_image
+from pda_data.schema import ANIME56, HUMAN68, normalize_points
+from pda_data.shards.core import split_of
+from pda_data.stream.core import images_to_tensor
+from pda_data.viz.sheet import contact_sheet
+from pda_train.inference import metrics
+from pda_train.inference.export import Translator
+from pda_train.inference.translate import translate_crops
+from pda_train.nets import ldn_points
+
+REPORT_NAME = "report.json"
+SHEET_ROWS = 8
+
+
+@dataclass
+class EvalOptions:
+    """Optional metrics and limits."""
+
+    anime: Path | None = None  # anime annotation Parquet (landmarks import output) for MMD and FID
+    lpips_weights: Path | None = None
+    inception: Path | None = None
+    batch_size: int = 8
+    limit: int = 0  # 0 = every kept portrait
+    test_fraction: float = 0.0  # > 0: only the keys `pda-data pack --test-fraction` put in the test split
+    mmd_sigma: float = metrics.MMD_SIGMA
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    return {"mean": float(arr.mean()), "std": float(arr.std()), "count": int(arr.size)}
+
+
+def load_portraits(
+    folder: Path, limit: int = 0, test_fraction: float = 0.0
+) -> tuple[list[str], list[np.ndarray], np.ndarray, list[str]]:
+    """Keys, RGB crops, (N, 68, 2) crop-pixel landmarks of a curated folder's kept rows, and the unreadable
+    images (one message each). ``test_fraction`` > 0 keeps the pack test split only."""
+    df = kept_rows(read_manifest(folder, required=("key", "image", "landmarks")))
+    if test_fraction > 0:
+        df = df[[split_of(str(k), test_fraction) == "test" for k in df["key"]]]
+    if limit:
+        df = df.head(limit)
+    keys, crops, points, skipped = [], [], [], []
+    for key, rel, pts in zip(df["key"], df["image"], points_column(df, "landmarks"), strict=True):
+        try:
+            crops.append(load_image(folder / str(rel)))
+        except ImageError as exc:
+            skipped.append(str(exc))
+            continue
+        keys.append(str(key))
+        points.append(HUMAN68.check_shape(pts))
+    if not keys:
+        raise ManifestError(f"{folder}: no readable kept portraits to evaluate")
+    return keys, crops, np.stack(points), skipped
+
+
+def load_anime_points(path: Path) -> tuple[np.ndarray, list[Path]]:
+    """(N, 56, 2) normalized anime landmarks and image paths of an annotation file."""
+    df = read_annotations(path)
+    if len(df) == 0:
+        raise AnnotationError(f"{path}: no anime annotations")
+    pts = [
+        normalize_points(p, int(w), int(h))
+        for p, w, h in zip(points_array(df), df["width"], df["height"], strict=True)
+    ]
+    return np.stack(pts), [Path(str(p)) for p in df["path"]]
+
+
+def evaluate(model: Translator, portraits: Path, out: Path, options: EvalOptions) -> dict[str, Any]:
+    """Translate every kept portrait of ``portraits`` and write the report (returned as a dict)."""
+    size = model.image_size
+    keys, crops, points, skipped = load_portraits(portraits, options.limit, options.test_fraction)
+    results = translate_crops(model, crops, list(points), batch_size=options.batch_size)
+    inputs = [
+        c if c.shape[:2] == (size, size) else cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA)
+        for c in crops
+    ]
+    for key, res in zip(keys, results, strict=True):
+        save_image(out / "images" / f"{key}.png", res.anime)
+    rows = [[inp, res.warped, res.anime] for inp, res in zip(inputs[:SHEET_ROWS], results, strict=False)]
+    save_image(
+        out / "sheet.png",
+        contact_sheet(
+            [t for r in rows for t in r],
+            ["input", "warped", "anime"] * len(rows),
+            columns=3,
+            tile_size=min(size, 128),
+        ),
+    )
+    hue = [metrics.hue_hist_distance(inp, res.anime) for inp, res in zip(inputs, results, strict=True)]
+    report: dict[str, Any] = {
+        "model": {"image_size": size, "use_ldn": model.cfg.use_ldn, "landmark_set": model.cfg.landmark_set},
+        "portraits": str(portraits),
+        "count": len(keys),
+        "skipped": skipped,
+        "hue_histd": {**_summary(hue), "bins": metrics.HUE_BINS, "range": "OpenCV H 0..179, every pixel"},
+    }
+    device = next(model.parameters()).device
+    report["lpips"], lp = _lpips(options, device, inputs, [r.anime for r in results])
+    report["per_image"] = [
+        {"key": k, "hue_histd": h, **({"lpips": v} if v is not None else {})}
+        for k, h, v in zip(keys, hue, lp or [None] * len(keys), strict=True)
+    ]
+    report["mmd"], report["fid"] = _anime_metrics(model, points, crops, results, options, device)
+    atomic_write_text(out / REPORT_NAME, json.dumps(report, indent=2))
+    return report
+
+
+def _lpips(
+    options: EvalOptions, device: torch.device, a: list[np.ndarray], b: list[np.ndarray]
+) -> tuple[dict[str, Any], list[float] | None]:
+    """LPIPS of every (input, translation) pair, or the reason it is unavailable."""
+    try:
+        net = metrics.load_lpips(options.lpips_weights, device)
+    except metrics.MetricUnavailable as exc:
+        return {"unavailable": str(exc)}, None
+    values: list[float] = []
+    with torch.no_grad():
+        for i in range(0, len(a), options.batch_size):
+            x = images_to_tensor(a[i : i + options.batch_size]).to(device)
+            y = images_to_tensor(b[i : i + options.batch_size]).to(device)
+            values += [float(v) for v in net(x, y)]
+    return {**_summary(values), "net": "alex"}, values
+
+
+def _anime_metrics(
+    model: Translator,
+    points: np.ndarray,
+    crops: list[np.ndarray],
+    results: list,
+    options: EvalOptions,
+    device: torch.device,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    if options.anime is None:
+        why = {"unavailable": "pass --anime with an anime annotation file (pda-data landmarks import output)"}
+        return why, {"unavailable": "needs --anime and --inception"}
+    anime_pts, anime_paths = load_anime_points(options.anime)
+    landmark_set = model.cfg.landmark_set
+    human = torch.as_tensor(
+        np.stack([normalize_points(p, c.shape[1], c.shape[0]) for p, c in zip(points, crops, strict=True)]),
+        dtype=torch.float32,
+    )
+    raw = ldn_points(human, HUMAN68, landmark_set).numpy()
+    anime = ldn_points(torch.as_tensor(anime_pts, dtype=torch.float32), ANIME56, landmark_set).numpy()
+    mmd: dict[str, Any] = {
+        "human_vs_anime": metrics.gaussian_mmd2(raw, anime, options.mmd_sigma),
+        "sigma": options.mmd_sigma,
+        "points": int(raw.shape[1]),
+        "human_count": len(raw),
+        "anime_count": len(anime),
+    }
+    if model.ldn is not None:
+        with torch.no_grad():
+            warped = model.ldn(torch.as_tensor(raw, device=device)).cpu().numpy()
+        mmd["warped_vs_anime"] = metrics.gaussian_mmd2(warped, anime, options.mmd_sigma)
+    else:
+        mmd["warped_vs_anime"] = None
+        mmd["note"] = "model without LDN: no deformed landmarks"
+    if options.inception is None:
+        return mmd, {"unavailable": "pass --inception with a TorchScript or .pt2 Inception to compute FID"}
+    try:
+        features = metrics.load_inception(options.inception, device)
+    except metrics.MetricUnavailable as exc:
+        return mmd, {"unavailable": str(exc)}
+    size = model.image_size
+    real = [cv2.resize(load_image(p), (size, size), interpolation=cv2.INTER_AREA) for p in anime_paths]
+    fake = [r.anime for r in results]
+    feats = [
+        np.concatenate(
+            [
+                features(images_to_tensor(imgs[i : i + options.batch_size])).numpy()
+                for i in range(0, len(imgs), options.batch_size)
+            ]
+        )
+        for imgs in (fake, real)
+    ]
+    try:
+        fid = metrics.frechet_distance(
+            *metrics.feature_statistics(feats[0]), *metrics.feature_statistics(feats[1])
+        )
+    except ValueError as exc:
+        return mmd, {"unavailable": str(exc)}
+    return mmd, {"value": fid, "generated": len(fake), "anime": len(real)}

@@ -1,0 +1,1 @@
+"""Training: the loop over stages, checkpoints, runtime (device, DDP, AMP) and logging."""
