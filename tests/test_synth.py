@@ -23,7 +23,7 @@ from pda_data.geometry.masks import face_mask, forehead_mask
 from pda_data.io.images import load_image
 from pda_data.schema import ANIME56, HUMAN68, STRUCTURE_CHANNELS, unflatten_points
 from pda_data.shards.core import items_from_synth
-from pda_data.synthesis.augportrait import fuse, fuse_parts, warp_to_landmarks
+from pda_data.synthesis.augportrait import FusionOptions, fuse, fuse_parts, warp_to_landmarks
 from pda_data.synthesis.highlights import Levels, extract_highlights, synthesize_highlights
 from pda_data.synthesis.jobs import load_anime_faces, plan_structure, run_synth
 from pda_data.synthesis.structure import KINDS, SynthesisError, render_heatmaps, synthesize_structure
@@ -218,7 +218,9 @@ def test_fuse_pastes_the_human_face_into_the_coser_only(humans: dict) -> None:
     assert np.abs(coser.astype(int)[..., 0] - coser[..., 1]).max() < 12  # the coser itself is grey
     same = fuse(human, h_pts, coser, c_pts, np.random.default_rng(0))
     assert np.array_equal(same, f.image)
-    no_colour = fuse(human, h_pts, coser, c_pts, np.random.default_rng(0), colour_strength=(0.0, 0.0))
+    no_colour = fuse(
+        human, h_pts, coser, c_pts, np.random.default_rng(0), FusionOptions(colour_strength=(0.0, 0.0))
+    )
     assert not np.array_equal(no_colour, f.image)
 
 

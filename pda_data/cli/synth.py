@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +14,7 @@ from rich.table import Table
 from pda_data.annotations.table import AnnotationError
 from pda_data.cli.progress import progress_bar
 from pda_data.curation.manifest import MANIFEST_NAME, ManifestError
+from pda_data.synthesis.augportrait import FusionOptions
 from pda_data.synthesis.highlights import Levels
 from pda_data.synthesis.jobs import (
     SHEET_NAME,
@@ -31,6 +33,7 @@ from pda_data.synthesis.structure import ABNORMAL_KINDS
 console = Console(stderr=True)
 _SHOWN_PROBLEMS = 10
 
+FUSION = FusionOptions()
 Out = Annotated[
     Path,
     typer.Option(
@@ -193,20 +196,22 @@ def synth_aug(
     workers: Workers = 1,
     grid: Annotated[
         int, typer.Option(min=2, help="TPS evaluation grid (fast path); larger is more exact.")
-    ] = 32,
+    ] = FUSION.grid,
     colour_match: Annotated[
         bool, typer.Option(help="Match the human skin colour to the coser face (Lab mean/std).")
     ] = True,
     colour_min: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Lowest random colour-match strength.")
-    ] = 0.5,
+    ] = FUSION.colour_strength[0],
     colour_max: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Highest random colour-match strength.")
-    ] = 1.0,
+    ] = FUSION.colour_strength[1],
     feather_min: Annotated[
         float, typer.Option(min=0.0, help="Lowest seam feather, as a fraction of the brow-to-chin distance.")
-    ] = 0.03,
-    feather_max: Annotated[float, typer.Option(min=0.0, help="Highest seam feather (same unit).")] = 0.06,
+    ] = FUSION.feather[0],
+    feather_max: Annotated[
+        float, typer.Option(min=0.0, help="Highest seam feather (same unit).")
+    ] = FUSION.feather[1],
     sheet_rows: SheetRows = 8,
 ) -> None:
     """Offline Aug-Portrait samples (Fig. 8) for inspection: human faces TPS-warped into coser faces.
@@ -219,8 +224,8 @@ def synth_aug(
     human_faces = _inputs(load_portrait_faces, humans, "human")
     coser_faces = _inputs(load_portrait_faces, cosers, "coser")
     strength = (colour_min, colour_max) if colour_match else (0.0, 0.0)
-    options = {"grid": grid, "colour_strength": strength, "feather": (feather_min, feather_max)}
-    tasks = plan_aug(human_faces, coser_faces, n, seed, options, sheet_rows)
+    fusion = FusionOptions(grid=grid, colour_strength=strength, feather=(feather_min, feather_max))
+    tasks = plan_aug(human_faces, coser_faces, n, seed, dataclasses.asdict(fusion), sheet_rows)
     _execute("aug", "synth-aug", tasks, out, workers)
 
 

@@ -1,1 +1,1 @@
-"""File-level input and output: atomic writes, safe image decoding, input listing (folders, lists, datasets)."""
+"""File-level input and output: atomic writes, safe image decoding, input listing."""

@@ -34,6 +34,30 @@ _MIN_SPACING = 1.0  # px: target points closer than this are merged, or the spli
 
 
 @dataclass(frozen=True)
+class FusionOptions:
+    """How an Aug-Portrait is fused: one definition for ``synth-aug``, the training stream and manifests.
+
+    ``colour_strength`` is the range of the random colour-matching strength ((0, 0) turns it off) and
+    ``feather`` the range of the mask feather (Gaussian sigma) as a fraction of the coser's brow-to-chin
+    distance; ``grid`` is the spline's coarse evaluation grid (cells per side).
+    """
+
+    grid: int = 32
+    colour_strength: tuple[float, float] = (0.5, 1.0)
+    feather: tuple[float, float] = (0.03, 0.06)
+
+    def __post_init__(self) -> None:
+        if self.grid < 2:
+            raise ValueError(f"grid must be >= 2, got {self.grid}")
+        for name in ("colour_strength", "feather"):
+            low, high = getattr(self, name)
+            if not 0.0 <= low <= high:
+                raise ValueError(f"{name} must be a range 0 <= low <= high, got ({low}, {high})")
+        if self.colour_strength[1] > 1.0:
+            raise ValueError(f"colour_strength must not exceed 1, got {self.colour_strength}")
+
+
+@dataclass(frozen=True)
 class Fusion:
     """The fused portrait, the paste mask (float32, feathered) and the warped, colour-matched human
     (inside the face's bounding box; the coser elsewhere)."""
@@ -106,25 +130,17 @@ def fuse_parts(
     coser: np.ndarray,
     coser_lm: np.ndarray,
     rng: np.random.Generator,
-    *,
-    grid: int = 32,
-    colour_strength: tuple[float, float] = (0.5, 1.0),
-    feather: tuple[float, float] = (0.03, 0.06),
+    options: FusionOptions = FusionOptions(),
 ) -> Fusion:
-    """:func:`fuse` with its intermediate products.
-
-    ``colour_strength`` is the range of the random colour-matching strength ((0, 0) turns it off) and
-    ``feather`` the range of the mask feather (Gaussian sigma) as a fraction of the coser's brow-to-chin
-    distance. Raises ValueError on degenerate landmarks.
-    """
+    """:func:`fuse` with its intermediate products. Raises ValueError on degenerate landmarks."""
     h_pts, c_pts = HUMAN68.check_shape(human_lm), HUMAN68.check_shape(coser_lm)
     if not (np.isfinite(h_pts).all() and np.isfinite(c_pts).all()):
         raise ValueError("non-finite landmarks")
     shape = coser.shape[:2]
     _, height = face_axes(c_pts, HUMAN68)
     hard = face_mask(c_pts, HUMAN68, shape)
-    sigma = float(rng.uniform(*feather)) * height
-    strength = float(rng.uniform(*colour_strength))
+    sigma = float(rng.uniform(*options.feather)) * height
+    strength = float(rng.uniform(*options.colour_strength))
     # All pixel work happens in the face's bounding box (plus the feather), the rest is the coser as is.
     x0, y0, w, h = cv2.boundingRect((hard > 0).astype(np.uint8))
     if w == 0 or h == 0:
@@ -132,7 +148,7 @@ def fuse_parts(
     pad = int(np.ceil(3 * sigma)) + 1
     window = (slice(max(0, y0 - pad), y0 + h + pad), slice(max(0, x0 - pad), x0 + w + pad))
     steer = [i for g in _WARP_GROUPS for i in HUMAN68.groups[g]]
-    warped = warp_to_landmarks(human, h_pts[steer], c_pts[steer], shape, grid, window)
+    warped = warp_to_landmarks(human, h_pts[steer], c_pts[steer], shape, options.grid, window)
     warped = match_colour(warped, coser[window], hard[window], strength)
     soft = cv2.GaussianBlur(hard[window], (0, 0), sigma)
     # Keep the seam inside the face: the blurred mask is rescaled to reach 0 at the mask edge.
@@ -153,11 +169,11 @@ def fuse(
     coser: np.ndarray,
     coser_lm: np.ndarray,
     rng: np.random.Generator,
-    **options: object,
+    options: FusionOptions = FusionOptions(),
 ) -> np.ndarray:
     """An Aug-Portrait sample: ``human``'s face in the shape of ``coser``'s, pasted into ``coser``.
 
     Both landmark sets are HUMAN68 in their own image's pixels; the result has ``coser``'s size and its
-    landmarks are ``coser_lm``. ``options`` go to :func:`fuse_parts`.
+    landmarks are ``coser_lm``.
     """
-    return fuse_parts(human, human_lm, coser, coser_lm, rng, **options).image  # type: ignore[arg-type]
+    return fuse_parts(human, human_lm, coser, coser_lm, rng, options).image

@@ -36,7 +36,7 @@ from pda_data.curation.manifest import (
 )
 from pda_data.io.images import ImageError, load_image, save_image
 from pda_data.schema import ANIME56, HUMAN68, LandmarkSchema, flatten_points, unflatten_points
-from pda_data.synthesis.augportrait import fuse_parts
+from pda_data.synthesis.augportrait import FusionOptions, fuse_parts
 from pda_data.synthesis.highlights import synthesize_highlights
 from pda_data.synthesis.structure import ABNORMAL_KINDS, LEGIT, SynthesisError, synthesize_structure
 from pda_data.viz.sheet import contact_sheet, draw_landmarks
@@ -243,7 +243,9 @@ def _make_highlight(
 
 def _make_aug(task: Task, images: dict[str, np.ndarray], rng: np.random.Generator, out: Path) -> Outcome:
     human, coser = task.faces["human"], task.faces["coser"]
-    fusion = fuse_parts(images["human"], human.points, images["coser"], coser.points, rng, **task.options)
+    fusion = fuse_parts(
+        images["human"], human.points, images["coser"], coser.points, rng, FusionOptions(**task.options)
+    )
     image_rel = f"{IMAGES_DIR}/{task.key}.png"
     save_image(out / image_rel, fusion.image)
     row = {"image": image_rel, "label": 1}
