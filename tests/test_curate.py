@@ -28,7 +28,8 @@ from pda_data.curation.engine import (
 )
 from pda_data.curation.manifest import kept_rows, points_column, read_manifest
 from pda_data.demo import world as demo
-from pda_data.faces.detectors import Landmarker, make_detector
+from pda_data.faces.detectors import make_detector
+from pda_data.faces.landmarks import Landmarker
 from pda_data.io.images import encode_image, load_image, save_image
 from pda_data.io.sources import HFOptions
 from pda_data.schema import HUMAN68

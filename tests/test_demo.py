@@ -14,7 +14,9 @@ from pda_data.annotations.table import geometry_problems
 from pda_data.cli import app
 from pda_data.demo.anime_draw import draw_anime_face
 from pda_data.demo.world import ANNOTATIONS_NAME, TRUTH_NAME, DemoConfig, write_demo
-from pda_data.faces.detectors import Landmarker, head_pose, make_detector
+from pda_data.faces.detectors import make_detector
+from pda_data.faces.landmarks import Landmarker
+from pda_data.faces.pose import head_pose
 from pda_data.io.files import sha256_file
 from pda_data.io.images import ImageError, load_image
 from pda_data.schema import ANIME56, HUMAN68, unflatten_points

@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 from skimage import data
 
-from pda_data.faces import detectors as faces
-from pda_data.faces.detectors import Landmarker, ModelError, head_pose, make_detector, resolve_cascade
+from pda_data.faces import models
+from pda_data.faces.detectors import make_detector
+from pda_data.faces.landmarks import Landmarker
+from pda_data.faces.models import ModelError, resolve_cascade
+from pda_data.faces.pose import head_pose
 from pda_data.io.images import load_image
 from pda_data.schema import HUMAN68
 
@@ -100,25 +103,25 @@ def test_resolve_cascade_explicit_env_and_cache(
     assert resolve_cascade(cascade_path) == cascade_path
     with pytest.raises(ModelError, match="not found"):
         resolve_cascade(tmp_path / "missing.xml")
-    monkeypatch.setenv(faces.CASCADE_ENV, str(cascade_path))
+    monkeypatch.setenv(models.CASCADE_ENV, str(cascade_path))
     assert resolve_cascade() == cascade_path
-    monkeypatch.delenv(faces.CASCADE_ENV)
-    monkeypatch.setenv(faces.CACHE_ENV, str(tmp_path))
+    monkeypatch.delenv(models.CASCADE_ENV)
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path))
     (tmp_path / "lbpcascade_animeface.xml").write_bytes(cascade_path.read_bytes())
     assert resolve_cascade() == tmp_path / "lbpcascade_animeface.xml"
 
 
 def test_resolve_cascade_download_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(faces.CASCADE_ENV, raising=False)
-    monkeypatch.setenv(faces.CACHE_ENV, str(tmp_path))
+    monkeypatch.delenv(models.CASCADE_ENV, raising=False)
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path))
 
     def offline(*_args: object, **_kwargs: object) -> None:
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(faces.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(models.urllib.request, "urlopen", offline)
     with pytest.raises(ModelError) as info:
         resolve_cascade()
-    assert faces.CASCADE_URL in str(info.value) and "--cascade" in str(info.value)
+    assert models.CASCADE_URL in str(info.value) and "--cascade" in str(info.value)
 
     class Tampered:
         def __enter__(self) -> Tampered:
@@ -130,7 +133,7 @@ def test_resolve_cascade_download_failures(tmp_path: Path, monkeypatch: pytest.M
         def read(self) -> bytes:
             return b"<opencv_storage/>"
 
-    monkeypatch.setattr(faces.urllib.request, "urlopen", lambda *_a, **_k: Tampered())
+    monkeypatch.setattr(models.urllib.request, "urlopen", lambda *_a, **_k: Tampered())
     with pytest.raises(ModelError, match="sha256"):
         resolve_cascade()
     assert not (tmp_path / "lbpcascade_animeface.xml").exists()

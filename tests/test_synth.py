@@ -46,7 +46,8 @@ def humans(samples_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def test_selfie_fixture_is_what_dlib_finds(humans: dict) -> None:
-    from pda_data.faces.detectors import Landmarker, make_detector
+    from pda_data.faces.detectors import make_detector
+    from pda_data.faces.landmarks import Landmarker
 
     detector, landmarker = make_detector("dlib-hog"), Landmarker()
     for rgb, pts in humans.values():

@@ -22,7 +22,8 @@ from shard_world import anime_annotations, portrait_folder, synth_folder
 from typer.testing import CliRunner
 
 import pda_train.training.loop as trainer_mod
-from pda_data.faces.detectors import Landmarker, make_detector
+from pda_data.faces.detectors import make_detector
+from pda_data.faces.landmarks import Landmarker
 from pda_data.io.images import save_image
 from pda_data.shards.core import ShardError, pack, read_index
 from pda_train.cli import app

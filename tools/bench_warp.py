@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from kornia.geometry.transform import get_tps_transform, warp_image_tps
 
-from pda_data.faces.detectors import Landmarker, make_detector
+from pda_data.faces.detectors import make_detector
+from pda_data.faces.landmarks import Landmarker
 from pda_data.geometry.warp import border_anchors, tps_grid, tps_warp
 from pda_data.io.images import load_image
 from pda_data.synthesis.augportrait import fuse

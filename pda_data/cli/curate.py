@@ -24,7 +24,7 @@ from pda_data.curation.engine import (
     with_overrides,
 )
 from pda_data.curation.manifest import STATUS_REJECTED, ManifestError
-from pda_data.faces.detectors import ModelError
+from pda_data.faces.models import ModelError
 from pda_data.io.sources import HFOptions, SourceError
 
 console = Console(stderr=True)

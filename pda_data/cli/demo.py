@@ -11,7 +11,7 @@ from rich.table import Table
 
 from pda_data.cli.progress import progress_bar
 from pda_data.demo.world import ANNOTATIONS_NAME, TRUTH_NAME, DemoConfig, write_demo
-from pda_data.faces.detectors import ModelError
+from pda_data.faces.models import ModelError
 
 console = Console(stderr=True)
 

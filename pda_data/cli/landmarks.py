@@ -37,7 +37,8 @@ from pda_data.annotations.table import (
     write_annotations,
 )
 from pda_data.cli.progress import progress_bar
-from pda_data.faces.detectors import ModelError, make_detector
+from pda_data.faces.detectors import make_detector
+from pda_data.faces.models import ModelError
 from pda_data.io.files import atomic_write_text
 from pda_data.io.images import ImageError, load_image, save_image
 from pda_data.viz.sheet import contact_sheet

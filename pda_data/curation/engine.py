@@ -39,7 +39,10 @@ from pda_data.curation.manifest import (
     read_manifest,
     write_manifest,
 )
-from pda_data.faces.detectors import Detection, Detector, Landmarker, head_pose, make_detector, predictor_box
+from pda_data.faces.detection import Detection, Detector
+from pda_data.faces.detectors import make_detector
+from pda_data.faces.landmarks import Landmarker, predictor_box
+from pda_data.faces.pose import head_pose
 from pda_data.io.files import atomic_write_bytes
 from pda_data.io.images import ImageError, load_image, save_image
 from pda_data.io.sources import HFOptions, SourceItem, iter_sources, read_item

@@ -31,7 +31,9 @@ import torch
 
 from pda_data.annotations.formats import ImageAnnotation, write_cvat
 from pda_data.demo.anime_draw import draw_anime_face
-from pda_data.faces.detectors import Landmarker, head_pose, make_detector
+from pda_data.faces.detectors import make_detector
+from pda_data.faces.landmarks import Landmarker
+from pda_data.faces.pose import head_pose
 from pda_data.geometry.masks import face_mask
 from pda_data.geometry.warp import tps_warp
 from pda_data.io.files import atomic_write_bytes, atomic_write_text

@@ -11,7 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data.faces.detectors import Landmarker, ModelError, make_detector
+from pda_data.faces.detectors import make_detector
+from pda_data.faces.landmarks import Landmarker
+from pda_data.faces.models import ModelError
 from pda_data.io.images import ImageError, load_image, save_image
 from pda_data.io.sources import IMAGE_SUFFIXES
 from pda_data.shards.core import ShardError

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from pda_data.curation.engine import HUMAN_DEFAULTS, crop_face
-from pda_data.faces.detectors import Detector, Landmarker
+from pda_data.faces.detection import Detector
+from pda_data.faces.landmarks import Landmarker
 from pda_data.schema import normalize_points
 from pda_data.stream.core import images_to_tensor
 from pda_train.inference.export import Translator
