@@ -11,15 +11,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pda_data.annotations.formats import (
-    AnnotationFormatError,
-    ImageAnnotation,
-    parse_cvat,
-    read_annotation_source,
-    write_coco,
-    write_csv,
-    write_labelme,
-)
+from pda_data.annotations.formats.coco import write_coco
+from pda_data.annotations.formats.csv import write_csv
+from pda_data.annotations.formats.cvat import parse_cvat
+from pda_data.annotations.formats.labelme import write_labelme
+from pda_data.annotations.formats.records import AnnotationFormatError, ImageAnnotation
+from pda_data.annotations.formats.registry import read_annotation_source
 from pda_data.annotations.table import (
     COLUMNS,
     AnnotationError,

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from pda_data.annotations.formats import ImageAnnotation
+from pda_data.annotations.formats.records import ImageAnnotation
 from pda_data.curation.manifest import ManifestError, read_manifest, write_manifest
 from pda_data.demo.anime_draw import draw_anime_face
 from pda_data.io.files import atomic_write_bytes, sha256_bytes, sha256_file

@@ -15,12 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data.annotations.formats import (
-    AnnotationFormatError,
-    ImageAnnotation,
-    read_annotation_source,
-    render_format,
-)
+from pda_data.annotations.formats.records import AnnotationFormatError, ImageAnnotation
+from pda_data.annotations.formats.registry import read_annotation_source, render_format
 from pda_data.annotations.table import (
     AnnotationError,
     Problem,

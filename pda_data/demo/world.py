@@ -29,7 +29,8 @@ import cv2
 import numpy as np
 import torch
 
-from pda_data.annotations.formats import ImageAnnotation, write_cvat
+from pda_data.annotations.formats.cvat import write_cvat
+from pda_data.annotations.formats.records import ImageAnnotation
 from pda_data.demo.anime_draw import draw_anime_face
 from pda_data.faces.detectors import make_detector
 from pda_data.faces.landmarks import Landmarker

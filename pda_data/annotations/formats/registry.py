@@ -1,0 +1,76 @@
+"""The annotation format registry: the format names, sniffing a file's format, reading and rendering by name.
+
+Light enough for ``--help`` (no OpenCV, torch or dlib): the CLI builds its ``--format`` choices from
+:data:`FORMATS`. Each format lives in its own module: :mod:`~pda_data.annotations.formats.cvat`,
+:mod:`~pda_data.annotations.formats.labelme`, :mod:`~pda_data.annotations.formats.coco`,
+:mod:`~pda_data.annotations.formats.csv`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pda_data.annotations.formats.coco import parse_coco, write_coco
+from pda_data.annotations.formats.csv import parse_csv, write_csv
+from pda_data.annotations.formats.cvat import parse_cvat, write_cvat
+from pda_data.annotations.formats.labelme import labelme_filename, parse_labelme, write_labelme
+from pda_data.annotations.formats.records import AnnotationFormatError, ImageAnnotation, load_json, read_bytes
+
+FORMATS: tuple[str, ...] = ("cvat", "labelme", "coco", "csv")
+
+# Formats that hold every image in one file: their parser and the file name they are rendered to.
+_SINGLE_FILE: dict[str, tuple[Callable[[bytes, str], list[ImageAnnotation]], Callable[..., str], str]] = {
+    "cvat": (parse_cvat, write_cvat, "annotations.xml"),
+    "coco": (parse_coco, write_coco, "annotations.json"),
+    "csv": (parse_csv, write_csv, "annotations.csv"),
+}
+
+
+def sniff_format(path: Path) -> str:
+    """Guess the format of a file or folder (a folder is a set of labelme files)."""
+    if path.is_dir():
+        return "labelme"
+    suffix = path.suffix.lower()
+    if suffix == ".xml":
+        return "cvat"
+    if suffix in (".csv", ".tsv", ".txt"):
+        return "csv"
+    if suffix == ".json":
+        doc = load_json(read_bytes(path), str(path))
+        if isinstance(doc, dict) and "shapes" in doc:
+            return "labelme"
+        if isinstance(doc, dict) and "annotations" in doc:
+            return "coco"
+    raise AnnotationFormatError(
+        path, "cannot tell the annotation format; pass --format cvat|labelme|coco|csv"
+    )
+
+
+def read_annotation_source(path: str | Path, fmt: str | None = None) -> tuple[str, list[ImageAnnotation]]:
+    """Parse an annotation file (or a folder of labelme files); returns the format used and the records."""
+    p = Path(path)
+    if not p.exists():
+        raise AnnotationFormatError(p, "no such file or folder")
+    fmt = fmt or sniff_format(p)
+    if fmt not in FORMATS:
+        raise AnnotationFormatError(p, f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if p.is_dir():
+        if fmt != "labelme":
+            raise AnnotationFormatError(p, f"a folder holds per-image labelme files, not {fmt}")
+        return fmt, [parse_labelme(read_bytes(f), str(f)) for f in sorted(p.rglob("*.json"))]
+    data = read_bytes(p)
+    if fmt == "labelme":
+        return fmt, [parse_labelme(data, str(p))]
+    parse, _, _ = _SINGLE_FILE[fmt]
+    return fmt, parse(data, str(p))
+
+
+def render_format(annotations: list[ImageAnnotation], fmt: str) -> dict[str, str]:
+    """Serialize records: {relative file name: text}; one file, or one per image for labelme."""
+    if fmt == "labelme":
+        return {labelme_filename(a.name): write_labelme(a) for a in annotations}
+    if fmt not in _SINGLE_FILE:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    _, write, name = _SINGLE_FILE[fmt]
+    return {name: write(annotations)}
