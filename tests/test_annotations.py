@@ -27,7 +27,7 @@ from pda_data.annotations.table import (
     scale_points,
 )
 from pda_data.cli import app
-from pda_data.demo.world import ANIME_DIR, ANNOTATIONS_NAME, DemoConfig, write_demo
+from pda_data.demo.writer import ANIME_DIR, ANNOTATIONS_NAME, DemoConfig, write_demo
 from pda_data.io.files import sha256_file
 from pda_data.io.images import load_image
 from pda_data.schema import ANIME56, GROUP_COLORS, SCHEMA_VERSION, unflatten_points

@@ -27,7 +27,7 @@ from pda_data.curation.engine import (
     with_overrides,
 )
 from pda_data.curation.manifest import kept_rows, points_column, read_manifest
-from pda_data.demo import world as demo
+from pda_data.demo import writer as demo
 from pda_data.faces.detectors import make_detector
 from pda_data.faces.landmarks import Landmarker
 from pda_data.io.images import encode_image, load_image, save_image

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from pda_data.curation.engine import COSER_DEFAULTS, run_curation, with_overrides
-from pda_data.demo.world import COSERS_DIR, DemoConfig, write_demo
+from pda_data.demo.writer import COSERS_DIR, DemoConfig, write_demo
 
 _RSS_CHILD = """
 import resource, sys

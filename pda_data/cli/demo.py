@@ -1,4 +1,4 @@
-"""``pda-data demo OUT``: generate the embedded smoke-test world (over :mod:`pda_data.demo.world`)."""
+"""``pda-data demo OUT``: generate the embedded smoke-test world (over :mod:`pda_data.demo.writer`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pda_data.cli.progress import progress_bar
-from pda_data.demo.world import ANNOTATIONS_NAME, TRUTH_NAME, DemoConfig, write_demo
+from pda_data.demo.writer import ANNOTATIONS_NAME, TRUTH_NAME, DemoConfig, write_demo
 from pda_data.faces.models import ModelError
 
 console = Console(stderr=True)
