@@ -116,6 +116,28 @@ class LandmarkSchema:
         return arr[..., list(self.flip_perm), :]
 
 
+def _schema(
+    name: str,
+    groups: dict[str, tuple[int, ...]],
+    perm: dict[int, int],
+    mouth_corners: tuple[int, int],
+    nose_tip: int,
+) -> LandmarkSchema:
+    """A schema from its groups (naming ``left_eye`` and ``right_eye``) and its flip map {index: mirrored}."""
+    n_points = len(perm)
+    return LandmarkSchema(
+        name=name,
+        n_points=n_points,
+        groups=groups,
+        flip_perm=tuple(perm[i] for i in range(n_points)),
+        left_eye=groups["left_eye"],
+        right_eye=groups["right_eye"],
+        mouth_corners=mouth_corners,
+        nose_tip=nose_tip,
+        group_colors=GROUP_COLORS,
+    )
+
+
 def _anime56() -> LandmarkSchema:
     groups = {
         "contour": tuple(range(0, 17)),
@@ -131,17 +153,7 @@ def _anime56() -> LandmarkSchema:
     perm.update(_mirror_cycle(27, 35, 8, 4))
     perm[43] = 43
     perm.update(_mirror_cycle(44, 44, 12, 6))
-    return LandmarkSchema(
-        name="anime56",
-        n_points=56,
-        groups=groups,
-        flip_perm=tuple(perm[i] for i in range(56)),
-        left_eye=groups["left_eye"],
-        right_eye=groups["right_eye"],
-        mouth_corners=(44, 50),
-        nose_tip=43,
-        group_colors=GROUP_COLORS,
-    )
+    return _schema("anime56", groups, perm, mouth_corners=(44, 50), nose_tip=43)
 
 
 def _human68() -> LandmarkSchema:
@@ -163,17 +175,7 @@ def _human68() -> LandmarkSchema:
     perm.update(_mirror_cycle(36, 42, 6, 3))
     perm.update(_mirror_cycle(48, 48, 12, 6))
     perm.update(_mirror_cycle(60, 60, 8, 4))
-    return LandmarkSchema(
-        name="human68",
-        n_points=68,
-        groups=groups,
-        flip_perm=tuple(perm[i] for i in range(68)),
-        left_eye=groups["left_eye"],
-        right_eye=groups["right_eye"],
-        mouth_corners=(48, 54),
-        nose_tip=30,
-        group_colors=GROUP_COLORS,
-    )
+    return _schema("human68", groups, perm, mouth_corners=(48, 54), nose_tip=30)
 
 
 # RGB colours per group for overlays (Fig. 9 style); nose groups share a colour, as do the lips.
