@@ -80,6 +80,13 @@ class GeneratorPass:
     ldn_cycle_anime: Tensor | None = None
 
 
+def psn_generator(cfg: ModelConfig) -> StylizationGenerator:
+    """A Portrait Stylization Network generator at ``cfg``'s size (U-GAT-IT's generator at the same size)."""
+    return StylizationGenerator(
+        channels=cfg.psn_channels, blocks=cfg.psn_blocks, image_size=cfg.image_size, light=cfg.psn_light
+    )
+
+
 class PDANetworks(nn.Module):
     """All networks of the PDA model; see the module docstring for the attribute names."""
 
@@ -103,14 +110,8 @@ class PDANetworks(nn.Module):
             }
             self.ldn_g_pa, self.ldn_g_ap = LandmarkGenerator(**gen), LandmarkGenerator(**gen)
             self.ldn_d_a, self.ldn_d_p = LandmarkDiscriminator(**disc), LandmarkDiscriminator(**disc)
-        g = {
-            "channels": cfg.psn_channels,
-            "blocks": cfg.psn_blocks,
-            "image_size": cfg.image_size,
-            "light": cfg.psn_light,
-        }
         d = {"channels": cfg.disc_channels, "downsamplings": cfg.disc_downsamplings}
-        self.psn_g_pa, self.psn_g_ap = StylizationGenerator(**g), StylizationGenerator(**g)
+        self.psn_g_pa, self.psn_g_ap = psn_generator(cfg), psn_generator(cfg)
         self.psn_d_a, self.psn_d_p = StylizationDiscriminator(**d), StylizationDiscriminator(**d)
         self.structure_detector = StructureDetector(channels=cfg.detector_channels, depth=cfg.detector_depth)
         self.structure_classifier = FaceClassifier(in_channels=4, channels=cfg.classifier_channels)
