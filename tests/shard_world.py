@@ -12,12 +12,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 import skimage.data
 
-from pda_data.curation.manifest import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, STATUS_REJECTED, write_manifest
+from pda_data.annotations.table import annotation_frame, write_annotations
+from pda_data.curation.table import portrait_frame, write_portraits
 from pda_data.io.images import save_image
+from pda_data.io.table import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, STATUS_REJECTED
 from pda_data.schema import ANIME56, HUMAN68, LandmarkSchema, flatten_points
+from pda_data.synthesis.table import synth_frame, write_synth
 
 _CYCLE_GROUPS = {
     "left_eye": (0.35, 0.42, 0.07, 0.035),
@@ -118,7 +120,7 @@ def portrait_folder(
                 "image": "",
             }
         )
-    write_manifest(pd.DataFrame(rows), out / MANIFEST_NAME)
+    write_portraits(portrait_frame(rows), out / MANIFEST_NAME)
     return out
 
 
@@ -147,7 +149,7 @@ def anime_annotations(out: Path, samples_dir: Path, n: int, *, size: int = 256, 
             }
         )
     ann = out / "anime.parquet"
-    write_manifest(pd.DataFrame(rows), ann)
+    write_annotations(annotation_frame(rows), ann)
     return ann
 
 
@@ -180,5 +182,5 @@ def synth_folder(out: Path, samples_dir: Path, n: int, *, size: int = 256, seed:
                 "human_key": "",
             }
         )
-    write_manifest(pd.DataFrame(rows), out / MANIFEST_NAME)
+    write_synth("structure", synth_frame("structure", rows), out / MANIFEST_NAME)
     return out

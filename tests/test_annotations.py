@@ -20,15 +20,9 @@ from pda_data.annotations.formats import (
     write_csv,
     write_labelme,
 )
-from pda_data.annotations.table import (
-    COLUMNS,
-    AnnotationError,
-    geometry_problems,
-    import_annotations,
-    points_array,
-    read_annotations,
-    scale_points,
-)
+from pda_data.annotations.ingest import import_annotations, scale_points
+from pda_data.annotations.table import COLUMNS, AnnotationError, points_array, read_annotations
+from pda_data.annotations.validate import geometry_problems
 from pda_data.cli import app
 from pda_data.demo.world import ANIME_DIR, ANNOTATIONS_NAME, DemoConfig, write_demo
 from pda_data.io.files import sha256_file

@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 import pda_train.training.loop as trainer_mod
 from pda_data.faces.detectors import Landmarker, make_detector
 from pda_data.io.images import save_image
-from pda_data.shards.core import ShardError, pack, read_index
+from pda_data.shards.index import ShardError, read_index
+from pda_data.shards.pack import pack
 from pda_train.cli import app
 from pda_train.inference.evaluate import EvalOptions, evaluate
 from pda_train.inference.export import ExportError, load_translator
