@@ -153,8 +153,11 @@ def anime_annotations(out: Path, samples_dir: Path, n: int, *, size: int = 256, 
     return ann
 
 
-def synth_folder(out: Path, samples_dir: Path, n: int, *, size: int = 256, seed: int = 2) -> Path:
-    """A structure-classifier synthesis folder: label 1 = legit, 0 = an eye removed (3 structure points)."""
+def synth_folder(
+    out: Path, samples_dir: Path, n: int, *, size: int = 256, seed: int = 2, job: str = "structure"
+) -> Path:
+    """A classifier synthesis folder of ``job`` (structure or highlight): label 1 = legit, 0 = an eye removed
+    (3 structure points, kept for structure only) or a highlight."""
     rng = np.random.default_rng(seed)
     bases = [
         cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(samples_dir.glob("anime_*.png"))
@@ -174,7 +177,7 @@ def synth_folder(out: Path, samples_dir: Path, n: int, *, size: int = 256, seed:
                 "status": STATUS_KEPT,
                 "reason": "",
                 "label": label,
-                "kind": "legit" if label else "eye_removed",
+                "kind": "legit" if label else ("eye_removed" if job == "structure" else "highlight"),
                 "landmarks": flatten_points(lm),
                 "structure_points": flatten_points(sp[channels]),
                 "structure_channels": channels,
@@ -182,5 +185,5 @@ def synth_folder(out: Path, samples_dir: Path, n: int, *, size: int = 256, seed:
                 "human_key": "",
             }
         )
-    write_synth("structure", synth_frame("structure", rows), out / MANIFEST_NAME)
+    write_synth(job, synth_frame(job, rows), out / MANIFEST_NAME)
     return out

@@ -64,7 +64,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> dict[s
         "human": portrait_folder(root / "humans", 10, prefix="human", size=SIZE, seed=1),
         "anime": anime_annotations(root / "anime", samples_dir, 10, size=SIZE),
         "structure": synth_folder(root / "structure", samples_dir, 12, size=SIZE),
-        "highlight": synth_folder(root / "highlight", samples_dir, 12, size=SIZE, seed=3),
+        "highlight": synth_folder(root / "highlight", samples_dir, 12, size=SIZE, seed=3, job="highlight"),
     }
     pack(root / "shards", sources, test_fraction=0.3, shard_size=3)
     return {"shards": root / "shards", "humans": sources["human"], "anime": sources["anime"], **sources}
