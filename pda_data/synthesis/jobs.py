@@ -3,8 +3,9 @@
 Given the planned tasks (:mod:`pda_data.synthesis.tasks`), it makes every sample with its own generator
 (seeded by the run seed and the sample index, so results do not depend on the number of workers), writes
 images atomically, reports bad inputs as rejected rows instead of stopping, and finishes with a manifest
-(:mod:`pda_data.synthesis.table`) and a contact sheet (input | mask | result rows). The manifest is also written every few hundred samples; a rerun with the same
-inputs and options reuses the kept samples whose fingerprint (inputs, kind, seed, options) and files match.
+(:mod:`pda_data.synthesis.table`) and a contact sheet (input | mask | result rows). The manifest is also
+written every few hundred samples; a rerun with the same inputs and options reuses the kept samples whose
+fingerprint (inputs, kind, seed, options) and files match.
 """
 
 from __future__ import annotations
