@@ -12,12 +12,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 import skimage.data
 
-from pda_data.curation.manifest import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, STATUS_REJECTED, write_manifest
+from pda_data.annotations.table import annotation_frame, write_annotations
+from pda_data.curation.table import portrait_frame, write_portraits
 from pda_data.io.images import save_image
+from pda_data.io.table import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, STATUS_REJECTED
 from pda_data.schema import ANIME56, HUMAN68, LandmarkSchema, flatten_points
+from pda_data.synthesis.table import synth_frame, write_synth
 
 _CYCLE_GROUPS = {
     "left_eye": (0.35, 0.42, 0.07, 0.035),
@@ -118,7 +120,7 @@ def portrait_folder(
                 "image": "",
             }
         )
-    write_manifest(pd.DataFrame(rows), out / MANIFEST_NAME)
+    write_portraits(portrait_frame(rows), out / MANIFEST_NAME)
     return out
 
 
@@ -147,12 +149,15 @@ def anime_annotations(out: Path, samples_dir: Path, n: int, *, size: int = 256, 
             }
         )
     ann = out / "anime.parquet"
-    write_manifest(pd.DataFrame(rows), ann)
+    write_annotations(annotation_frame(rows), ann)
     return ann
 
 
-def synth_folder(out: Path, samples_dir: Path, n: int, *, size: int = 256, seed: int = 2) -> Path:
-    """A structure-classifier synthesis folder: label 1 = legit, 0 = an eye removed (3 structure points)."""
+def synth_folder(
+    out: Path, samples_dir: Path, n: int, *, size: int = 256, seed: int = 2, job: str = "structure"
+) -> Path:
+    """A classifier synthesis folder of ``job`` (structure or highlight): label 1 = legit, 0 = an eye removed
+    (3 structure points, kept for structure only) or a highlight."""
     rng = np.random.default_rng(seed)
     bases = [
         cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(samples_dir.glob("anime_*.png"))
@@ -172,7 +177,7 @@ def synth_folder(out: Path, samples_dir: Path, n: int, *, size: int = 256, seed:
                 "status": STATUS_KEPT,
                 "reason": "",
                 "label": label,
-                "kind": "legit" if label else "eye_removed",
+                "kind": "legit" if label else ("eye_removed" if job == "structure" else "highlight"),
                 "landmarks": flatten_points(lm),
                 "structure_points": flatten_points(sp[channels]),
                 "structure_channels": channels,
@@ -180,5 +185,5 @@ def synth_folder(out: Path, samples_dir: Path, n: int, *, size: int = 256, seed:
                 "human_key": "",
             }
         )
-    write_manifest(pd.DataFrame(rows), out / MANIFEST_NAME)
+    write_synth(job, synth_frame(job, rows), out / MANIFEST_NAME)
     return out

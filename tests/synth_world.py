@@ -14,12 +14,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from pda_data.annotations.table import annotation_frame, write_annotations
-from pda_data.curation.manifest import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, write_manifest
+from pda_data.curation.table import portrait_frame, write_portraits
 from pda_data.io.files import sha256_file
 from pda_data.io.images import load_image, save_image
+from pda_data.io.table import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT
 from pda_data.schema import ANIME56, HUMAN68, SCHEMA_VERSION, flatten_points
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -79,5 +79,5 @@ def write_portrait_folder(samples: Path, folder: Path, points: dict[str, np.ndar
         rows.append(
             {"key": key, "image": rel, "status": STATUS_KEPT, "reason": "", "landmarks": flatten_points(pts)}
         )
-    write_manifest(pd.DataFrame(rows), folder / MANIFEST_NAME)
+    write_portraits(portrait_frame(rows), folder / MANIFEST_NAME)
     return folder

@@ -17,15 +17,9 @@ from pda_data.annotations.formats.cvat import parse_cvat
 from pda_data.annotations.formats.labelme import write_labelme
 from pda_data.annotations.formats.records import AnnotationFormatError, ImageAnnotation
 from pda_data.annotations.formats.registry import read_annotation_source
-from pda_data.annotations.table import (
-    COLUMNS,
-    AnnotationError,
-    geometry_problems,
-    import_annotations,
-    points_array,
-    read_annotations,
-    scale_points,
-)
+from pda_data.annotations.ingest import import_annotations, scale_points
+from pda_data.annotations.table import COLUMNS, AnnotationError, points_array, read_annotations
+from pda_data.annotations.validate import geometry_problems
 from pda_data.cli import app
 from pda_data.demo.writer import ANIME_DIR, ANNOTATIONS_NAME, DemoConfig, write_demo
 from pda_data.io.files import sha256_file

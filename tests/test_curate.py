@@ -17,21 +17,16 @@ from typer.testing import CliRunner
 
 from pda_data.cli import app
 from pda_data.curation.dedup import hamming, phash
-from pda_data.curation.engine import (
-    COSER_DEFAULTS,
-    HUMAN_DEFAULTS,
-    MANIFEST_SCHEMA,
-    crop_face,
-    merge_manifests,
-    run_curation,
-    with_overrides,
-)
-from pda_data.curation.manifest import kept_rows, points_column, read_manifest
+from pda_data.curation.engine import COSER_DEFAULTS, HUMAN_DEFAULTS, crop_face, with_overrides
+from pda_data.curation.merge import merge_manifests
+from pda_data.curation.run import run_curation
+from pda_data.curation.table import PORTRAIT_SCHEMA, kept_portraits, read_portraits
 from pda_data.demo import writer as demo
 from pda_data.faces.detectors import make_detector
 from pda_data.faces.landmarks import Landmarker
 from pda_data.io.images import encode_image, load_image, save_image
 from pda_data.io.sources import HFOptions
+from pda_data.io.table import kept_rows
 from pda_data.schema import HUMAN68
 
 REQUIRED = ("key", "source", "source_sha256", "status", "reason", "detector", "score", "box", "yaw", "pitch",
@@ -66,7 +61,9 @@ def raw(samples_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def humans_run(raw: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     out = tmp_path_factory.mktemp("humans")
     run_curation([raw], out, HUMAN_DEFAULTS)
-    return out, read_manifest(out, REQUIRED)
+    df = read_portraits(out)
+    assert set(REQUIRED) <= set(df.columns)
+    return out, df
 
 
 def test_crop_face_geometry_and_alignment() -> None:
@@ -128,7 +125,7 @@ def test_humans_manifest(humans_run: tuple[Path, pd.DataFrame], raw: Path) -> No
     assert df["key"].is_unique
     kept = kept_rows(df)
     assert len(kept) == 2 and set(kept["detector"]) == {"dlib-hog"}
-    points = points_column(kept, "landmarks")
+    points = kept_portraits(out)[1]
     assert points.shape == (2, 68, 2)
     assert ((points > 0) & (points < 256)).all()
     for row in kept.to_dict("records"):
@@ -150,7 +147,7 @@ def test_rerun_resumes_without_redoing(humans_run: tuple[Path, pd.DataFrame], ra
     out, df = humans_run
     summary = run_curation([raw], out, HUMAN_DEFAULTS)
     assert summary.processed == 0
-    pd.testing.assert_frame_equal(read_manifest(out), df)
+    pd.testing.assert_frame_equal(read_portraits(out), df)
 
 
 def test_interrupted_run_resumes(raw: Path, humans_run: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
@@ -164,17 +161,17 @@ def test_interrupted_run_resumes(raw: Path, humans_run: tuple[Path, pd.DataFrame
 
     with pytest.raises(KeyboardInterrupt):
         run_curation([raw], tmp_path, HUMAN_DEFAULTS, flush_every=1, on_item=stop_after_two)
-    partial = read_manifest(tmp_path)
+    partial = read_portraits(tmp_path)
     assert len(partial["source"].unique()) == 2
     summary = run_curation([raw], tmp_path, HUMAN_DEFAULTS)
     assert summary.processed == 4
-    pd.testing.assert_frame_equal(read_manifest(tmp_path), full)
+    pd.testing.assert_frame_equal(read_portraits(tmp_path), full)
 
 
 def test_two_workers_match_one(raw: Path, humans_run: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
     _, full = humans_run
     run_curation([raw], tmp_path, HUMAN_DEFAULTS, workers=2)
-    pd.testing.assert_frame_equal(read_manifest(tmp_path), full)
+    pd.testing.assert_frame_equal(read_portraits(tmp_path), full)
 
 
 def test_parts_merge_to_the_whole(raw: Path, humans_run: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
@@ -183,11 +180,11 @@ def test_parts_merge_to_the_whole(raw: Path, humans_run: tuple[Path, pd.DataFram
     sizes = []
     for i, part in enumerate(parts, start=1):
         run_curation([raw], part, HUMAN_DEFAULTS, part=(i, 2), sheets=False)
-        sizes.append(len(read_manifest(part)))
+        sizes.append(len(read_portraits(part)))
     assert sum(sizes) == len(full)
-    assert not set(read_manifest(parts[0])["key"]) & set(read_manifest(parts[1])["key"])
+    assert not set(read_portraits(parts[0])["key"]) & set(read_portraits(parts[1])["key"])
     summary = merge_manifests(parts, tmp_path / "merged", sheets=False)
-    merged = read_manifest(tmp_path / "merged")
+    merged = read_portraits(tmp_path / "merged")
     assert set(merged["key"]) == set(full["key"])
     assert summary.kept == 2
     for image in kept_rows(merged)["image"]:
@@ -204,7 +201,7 @@ def test_coser_defaults_on_anime_and_all_faces(samples_dir: Path, cascade_path: 
     save_image(tmp_path / "raw" / "group.png", photo)
     options = with_overrides(COSER_DEFAULTS, cascade=cascade_path, faces="all", fmt="jpg")
     run_curation([tmp_path / "raw"], tmp_path / "out", options)
-    df = read_manifest(tmp_path / "out")
+    df = read_portraits(tmp_path / "out")
     kept = kept_rows(df)
     assert len(kept) == 2 and list(kept["face_index"]) == [0, 1]
     assert "anime-lbp" in set(kept["detector"])
@@ -220,7 +217,7 @@ def test_exif_rotated_photo_is_found_upright(tmp_path: Path) -> None:
     (tmp_path / "raw").mkdir()
     Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1))).save(tmp_path / "raw" / "p.jpg", exif=exif)
     run_curation([tmp_path / "raw"], tmp_path / "out", HUMAN_DEFAULTS)
-    row = kept_rows(read_manifest(tmp_path / "out")).iloc[0]
+    row = kept_rows(read_portraits(tmp_path / "out")).iloc[0]
     assert abs(row["roll"]) < 10
 
 
@@ -234,7 +231,7 @@ def test_list_file_and_hf_dataset(raw: Path, tmp_path: Path) -> None:
     ds.save_to_disk(str(tmp_path / "ds"))
     run_curation([listing, tmp_path / "ds"], tmp_path / "out", HUMAN_DEFAULTS,
                  hf=HFOptions(image_column="photo"), sheets=True)
-    df = read_manifest(tmp_path / "out")
+    df = read_portraits(tmp_path / "out")
     assert len(df) == 4
     ds_rows = df[df["source"].str.contains("#")]
     assert sorted(s.rsplit("#", 1)[1] for s in ds_rows["source"]) == ["0", "1"]
@@ -250,7 +247,7 @@ def test_cli_crop_humans_and_errors(raw: Path, tmp_path: Path) -> None:
                                  "--max-yaw", "10"])
     assert result.exit_code == 0, result.output
     assert "kept" in result.output and "empty" in result.output
-    df = read_manifest(tmp_path / "out")
+    df = read_portraits(tmp_path / "out")
     assert list(df["crop_size"][df["status"] == "kept"]) == [128]
     result = runner.invoke(app, ["crop-humans", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o2")])
     assert result.exit_code == 2 and "no such file" in result.output
@@ -258,11 +255,11 @@ def test_cli_crop_humans_and_errors(raw: Path, tmp_path: Path) -> None:
     assert result.exit_code != 0
     result = runner.invoke(app, ["merge-manifests", str(tmp_path / "out"), "--out", str(tmp_path / "m")])
     assert result.exit_code == 0, result.output
-    assert len(read_manifest(tmp_path / "m")) == 2
+    assert len(read_portraits(tmp_path / "m")) == 2
 
 
 def test_manifest_schema_is_the_contract() -> None:
-    assert set(REQUIRED) <= set(MANIFEST_SCHEMA.names)
+    assert set(REQUIRED) <= set(PORTRAIT_SCHEMA.names)
 
 
 def test_demo_world_counts(cascade_path: Path, tmp_path: Path) -> None:
@@ -274,7 +271,7 @@ def test_demo_world_counts(cascade_path: Path, tmp_path: Path) -> None:
     faces = [f for photo in truth["cosers"] for f in photo["faces"]]
     expected = {reason: sum(f["expected"] == reason for f in faces) for reason in ("kept", "too_small")}
     turned_found = sum(f["expected"] == "not_frontal" and any(f["detected"].values()) for f in faces)
-    df = read_manifest(tmp_path / "out")
+    df = read_portraits(tmp_path / "out")
     seen = df[["source", "face_index", "reason", "detector", "face_size", "yaw"]].to_string()
     assert summary.kept == expected["kept"], seen
     assert summary.reasons["too_small"] == expected["too_small"], seen

@@ -19,9 +19,14 @@ from shard_world import anime_annotations, portrait_folder, synth_folder
 from typer.testing import CliRunner
 
 from pda_data.cli import app
-from pda_data.curation.manifest import MANIFEST_NAME, read_manifest, write_manifest
+from pda_data.curation.table import read_portraits, write_portraits
 from pda_data.io.files import sha256_file
-from pda_data.shards import core as sh
+from pda_data.io.table import MANIFEST_NAME
+from pda_data.shards.index import INDEX_NAME, SPLITS, read_index, shard_entries, shard_urls, split_of
+from pda_data.shards.pack import pack, write_shards
+from pda_data.shards.sample import decode_rgb, tar_key
+from pda_data.shards.tar import iter_tar_members, iter_tar_samples
+from pda_data.shards.verify import verify
 
 runner = CliRunner()
 
@@ -31,11 +36,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> dict[
     root = tmp_path_factory.mktemp("inputs")
     cosers = portrait_folder(root / "cosers", 24, prefix="coser")
     # One kept row whose image is corrupt: pack must name it and go on.
-    df = read_manifest(cosers)
+    df = read_portraits(cosers)
     (cosers / "images" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
     broken = df.iloc[0].copy()
     broken["key"], broken["image"] = "coser_broken", "images/broken.png"
-    write_manifest(pd.concat([df, broken.to_frame().T], ignore_index=True), cosers / MANIFEST_NAME)
+    write_portraits(pd.concat([df, broken.to_frame().T], ignore_index=True), cosers / MANIFEST_NAME)
     return {
         "coser": cosers,
         "human": portrait_folder(root / "humans", 10, prefix="human", seed=3),
@@ -47,7 +52,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> dict[
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory: pytest.TempPathFactory, inputs: dict[str, Path]) -> Path:
     out = tmp_path_factory.mktemp("shards") / "S"
-    result = sh.pack(out, inputs, test_fraction=0.25, shard_size=3, seed=7, command="test")
+    result = pack(out, inputs, test_fraction=0.25, shard_size=3, seed=7, command="test")
     assert [p.key for p in result.problems] == ["coser_broken"]
     return out
 
@@ -59,7 +64,7 @@ def _copy(packed: Path, tmp_path: Path) -> Path:
 
 
 def test_pack_writes_plain_tars_and_a_complete_index(packed: Path, inputs: dict[str, Path]) -> None:
-    index = sh.read_index(packed)
+    index = read_index(packed)
     assert index["schema_version"] == 1 and index["command"] == "test"
     assert index["roles"]["coser"]["skipped"] == 1
     kept = {"coser": 24, "human": 10, "anime": 12, "structure": 12}
@@ -67,7 +72,7 @@ def test_pack_writes_plain_tars_and_a_complete_index(packed: Path, inputs: dict[
         splits = index["roles"][role]["splits"]
         assert splits["train"]["samples"] + splits["test"]["samples"] == n
         keys_by_split: dict[str, set[str]] = {"train": set(), "test": set()}
-        for _, split, entry in sh.shard_entries(index, role):
+        for _, split, entry in shard_entries(index, role):
             path = packed / entry["name"]
             assert path.name.startswith(f"{role}-{split}-") and path.parent == packed / role / split
             assert path.stat().st_size == entry["bytes"] and sha256_file(path) == entry["sha256"]
@@ -79,11 +84,11 @@ def test_pack_writes_plain_tars_and_a_complete_index(packed: Path, inputs: dict[
             assert len(names) == 2 * entry["samples"]
             keys_by_split[split] |= {n.split(".")[0] for n in names}
         for split, keys in keys_by_split.items():
-            assert all(sh.split_of(k, 0.25) == split for k in keys)
+            assert all(split_of(k, 0.25) == split for k in keys)
         assert len(keys_by_split["train"] | keys_by_split["test"]) == n
     # Sample metadata of each kind of role.
     _, members = next(
-        sh.iter_tar_samples(packed / index["roles"]["coser"]["splits"]["train"]["shards"][0]["name"])
+        iter_tar_samples(packed / index["roles"]["coser"]["splits"]["train"]["shards"][0]["name"])
     )
     meta = json.loads(members["json"])
     assert meta["domain"] == "coser" and meta["schema"] == "human68" and len(meta["landmarks"]) == 136
@@ -91,7 +96,7 @@ def test_pack_writes_plain_tars_and_a_complete_index(packed: Path, inputs: dict[
     rgb = cv2.imdecode(np.frombuffer(members["png"], np.uint8), cv2.IMREAD_COLOR)
     assert rgb.shape == (256, 256, 3) and (meta["width"], meta["height"]) == (256, 256)
     _, members = next(
-        sh.iter_tar_samples(packed / index["roles"]["structure"]["splits"]["train"]["shards"][0]["name"])
+        iter_tar_samples(packed / index["roles"]["structure"]["splits"]["train"]["shards"][0]["name"])
     )
     meta = json.loads(members["json"])
     assert meta["label"] in (0, 1) and len(meta["structure_points"]) == 2 * len(meta["structure_channels"])
@@ -103,39 +108,39 @@ def test_split_is_stable_as_data_grows_and_repack_is_identical(
 ) -> None:
     small = tmp_path / "small"
     portrait_folder(small, 10, prefix="coser")  # same keys as the first 10 of the full folder
-    a = sh.pack(tmp_path / "A", {"coser": small}, test_fraction=0.3, shard_size=2)
-    b = sh.pack(tmp_path / "B", {"coser": inputs["coser"]}, test_fraction=0.3, shard_size=2)
+    a = pack(tmp_path / "A", {"coser": small}, test_fraction=0.3, shard_size=2)
+    b = pack(tmp_path / "B", {"coser": inputs["coser"]}, test_fraction=0.3, shard_size=2)
 
     def keys(root: Path, index: dict, split: str) -> set[str]:
         return {
             k
-            for _, _, e in sh.shard_entries(index, "coser", split)
-            for k, _ in sh.iter_tar_samples(root / e["name"])
+            for _, _, e in shard_entries(index, "coser", split)
+            for k, _ in iter_tar_samples(root / e["name"])
         }
 
-    for split in sh.SPLITS:
+    for split in SPLITS:
         assert keys(tmp_path / "A", a.index, split) <= keys(tmp_path / "B", b.index, split)
     # A larger earlier pack into the same folder: its extra shards and temp leftovers disappear.
-    sh.pack(tmp_path / "A", {"coser": inputs["coser"]}, test_fraction=0.3, shard_size=1)
+    pack(tmp_path / "A", {"coser": inputs["coser"]}, test_fraction=0.3, shard_size=1)
     (tmp_path / "A" / "coser" / "train" / ".coser-train-000000.tar.x1.tmp").write_bytes(b"partial")
-    again = sh.pack(tmp_path / "A", {"coser": inputs["coser"]}, test_fraction=0.3, shard_size=2)
+    again = pack(tmp_path / "A", {"coser": inputs["coser"]}, test_fraction=0.3, shard_size=2)
     assert again.index["roles"]["coser"]["splits"] == b.index["roles"]["coser"]["splits"]  # byte-identical
     assert sorted(p.name for p in (tmp_path / "A").rglob("*.tar")) == sorted(
         p.name for p in (tmp_path / "B").rglob("*.tar")
     )
     assert not list((tmp_path / "A").rglob("*.tmp"))
-    assert sh.verify(tmp_path / "A") == ([], len(sh.shard_entries(b.index)))
+    assert verify(tmp_path / "A") == ([], len(shard_entries(b.index)))
 
 
 def test_verify_passes_then_names_a_shard_with_a_flipped_byte(packed: Path, tmp_path: Path) -> None:
-    assert sh.verify(packed, deep=True)[0] == []
+    assert verify(packed, deep=True)[0] == []
     shards = _copy(packed, tmp_path)
-    entry = sh.read_index(shards)["roles"]["anime"]["splits"]["train"]["shards"][1]
+    entry = read_index(shards)["roles"]["anime"]["splits"]["train"]["shards"][1]
     path = shards / entry["name"]
     data = bytearray(path.read_bytes())
     data[len(data) // 3] ^= 0x01
     path.write_bytes(bytes(data))
-    problems, _ = sh.verify(shards)
+    problems, _ = verify(shards)
     assert {p.where for p in problems} == {entry["name"]}
     assert any("sha256" in p.message for p in problems)
     result = runner.invoke(app, ["verify", str(shards)])
@@ -145,27 +150,27 @@ def test_verify_passes_then_names_a_shard_with_a_flipped_byte(packed: Path, tmp_
 
 def test_verify_fails_on_a_truncated_shard(packed: Path, tmp_path: Path) -> None:
     shards = _copy(packed, tmp_path)
-    entry = sh.read_index(shards)["roles"]["coser"]["splits"]["train"]["shards"][0]
+    entry = read_index(shards)["roles"]["coser"]["splits"]["train"]["shards"][0]
     path = shards / entry["name"]
     path.write_bytes(path.read_bytes()[: entry["bytes"] // 2])
-    problems, _ = sh.verify(shards)
+    problems, _ = verify(shards)
     messages = " | ".join(p.message for p in problems if p.where == entry["name"])
     assert "size" in messages and "unreadable tar" in messages
     (shards / entry["name"]).unlink()
-    assert any(p.message == "shard file is missing" for p in sh.verify(shards)[0])
+    assert any(p.message == "shard file is missing" for p in verify(shards)[0])
 
 
 def test_deep_verify_catches_metadata_that_breaks_the_schema(packed: Path, tmp_path: Path) -> None:
     shards = _copy(packed, tmp_path)
-    index = sh.read_index(shards)
+    index = read_index(shards)
     entry = index["roles"]["human"]["splits"]["train"]["shards"][0]
     path = shards / entry["name"]
-    samples = list(sh.iter_tar_samples(path))
+    samples = list(iter_tar_samples(path))
     key, members = samples[0]
     meta = json.loads(members["json"])
     meta["landmarks"] = meta["landmarks"][:-2]  # 67 points
     members["json"] = json.dumps(meta).encode()
-    entries = sh.write_shards(
+    entries = write_shards(
         [(k, m["png"], m["json"]) for k, m in samples],
         tmp_path / "rewrite",
         "human",
@@ -176,16 +181,16 @@ def test_deep_verify_catches_metadata_that_breaks_the_schema(packed: Path, tmp_p
     )
     shutil.copy(tmp_path / "rewrite" / entries[0]["name"], path)
     entry.update(bytes=entries[0]["bytes"], sha256=entries[0]["sha256"])
-    (shards / sh.INDEX_NAME).write_text(json.dumps(index))
-    assert sh.verify(shards)[0] == []  # the index matches the files
-    problems, _ = sh.verify(shards, deep=True)
+    (shards / INDEX_NAME).write_text(json.dumps(index))
+    assert verify(shards)[0] == []  # the index matches the files
+    problems, _ = verify(shards, deep=True)
     assert [(p.where, p.key) for p in problems] == [(entry["name"], key)]
     assert "landmarks" in problems[0].message
 
 
 def test_webdataset_and_hugging_face_read_the_shards(packed: Path, tmp_path: Path) -> None:
-    index = sh.read_index(packed)
-    urls = sh.shard_urls(packed, "structure", "train")
+    index = read_index(packed)
+    urls = shard_urls(packed, "structure", "train")
     ds = wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode("rgb8")
     samples = list(ds)
     assert len(samples) == index["roles"]["structure"]["splits"]["train"]["samples"]
@@ -238,7 +243,7 @@ def test_pack_cli_end_to_end_and_bad_arguments(tmp_path: Path, inputs: dict[str,
         ],
     )
     assert result.exit_code == 0, result.output
-    index = sh.read_index(tmp_path / "S")
+    index = read_index(tmp_path / "S")
     assert index["roles"]["anime"]["splits"]["train"]["samples"] == 12
     assert index["roles"]["anime"]["image_format"] == "jpg" and "--image-format jpg" in index["command"]
     with tarfile.open(
@@ -272,22 +277,22 @@ def _png_row_filters(png: bytes) -> set[int]:
 def test_png_members_are_lossless_and_use_the_fast_decoding_filter(
     packed: Path, inputs: dict[str, Path]
 ) -> None:
-    index = sh.read_index(packed)
+    index = read_index(packed)
     assert index["roles"]["coser"]["image_format"] == "png"
     entry = index["roles"]["coser"]["splits"]["train"]["shards"][0]
-    key, members = next(sh.iter_tar_samples(packed / entry["name"]))
-    manifest = read_manifest(inputs["coser"])
-    image = manifest.loc[manifest["key"].map(sh.tar_key) == key, "image"].iloc[0]
+    key, members = next(iter_tar_samples(packed / entry["name"]))
+    manifest = read_portraits(inputs["coser"])
+    image = manifest.loc[manifest["key"].map(tar_key) == key, "image"].iloc[0]
     source = cv2.imread(str(inputs["coser"] / image), cv2.IMREAD_COLOR_RGB)
-    np.testing.assert_array_equal(sh.decode_rgb(members["png"]), source)
+    np.testing.assert_array_equal(decode_rgb(members["png"]), source)
     assert _png_row_filters(members["png"]) == {2}  # every row "up"-filtered (PNG_PARAMS)
 
 
 def test_lean_tar_reader_matches_tarfile_and_rejects_damage(packed: Path, tmp_path: Path) -> None:
-    path = packed / sh.read_index(packed)["roles"]["anime"]["splits"]["train"]["shards"][0]["name"]
+    path = packed / read_index(packed)["roles"]["anime"]["splits"]["train"]["shards"][0]["name"]
     with tarfile.open(path) as tar:
         expected = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]
-    assert list(sh.iter_tar_members(path)) == expected
+    assert list(iter_tar_members(path)) == expected
     # Long names (GNU and pax extensions), a directory entry and non-ASCII names, as other writers make them.
     files = [("k" * 120 + ".png", b"abc"), ("dir/b.json", b"{}"), ("\u00e9t\u00e9.txt", b"1" * 600)]
     for fmt in (tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
@@ -298,15 +303,15 @@ def test_lean_tar_reader_matches_tarfile_and_rejects_damage(packed: Path, tmp_pa
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
-        assert list(sh.iter_tar_members(other)) == files
+        assert list(iter_tar_members(other)) == files
     data = bytearray(path.read_bytes())
     data[100] ^= 0x01  # inside the first header's mode field: checksum mismatch
     (tmp_path / "flipped.tar").write_bytes(bytes(data))
     with pytest.raises(tarfile.ReadError, match="checksum"):
-        list(sh.iter_tar_members(tmp_path / "flipped.tar"))
+        list(iter_tar_members(tmp_path / "flipped.tar"))
     (tmp_path / "cut.tar").write_bytes(path.read_bytes()[:2000])
     with pytest.raises(tarfile.ReadError, match="cut short"):
-        list(sh.iter_tar_members(tmp_path / "cut.tar"))
+        list(iter_tar_members(tmp_path / "cut.tar"))
 
 
 def _dir_info(name: str) -> tarfile.TarInfo:

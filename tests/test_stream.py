@@ -16,7 +16,9 @@ from conftest import REPO, run_torchrun
 from shard_world import anime_annotations, face_template, portrait_folder, synth_folder
 
 from pda_data.schema import HUMAN68, STRUCTURE_FLIP, denormalize_points
-from pda_data.shards import core as sh
+from pda_data.shards.index import read_index, shard_entries, shard_urls
+from pda_data.shards.pack import pack
+from pda_data.shards.tar import iter_tar_samples
 from pda_data.stream import core as st
 
 
@@ -30,16 +32,16 @@ def packed(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Path:
         "structure": synth_folder(root / "structure", samples_dir, 12, size=64),
     }
     out = root / "S"
-    sh.pack(out, sources, test_fraction=0.25, shard_size=2, seed=1)
+    pack(out, sources, test_fraction=0.25, shard_size=2, seed=1)
     return out
 
 
 def _key_to_shard(packed: Path, role: str) -> dict[str, str]:
-    index = sh.read_index(packed)
+    index = read_index(packed)
     return {
         k: e["name"]
-        for _, _, e in sh.shard_entries(index, role)
-        for k, _ in sh.iter_tar_samples(packed / e["name"])
+        for _, _, e in shard_entries(index, role)
+        for k, _ in iter_tar_samples(packed / e["name"])
     }
 
 
@@ -115,7 +117,7 @@ def test_stage2_fuses_aug_portraits_on_the_fly(packed: Path) -> None:
 def test_a_truncated_shard_is_skipped_with_a_warning(packed: Path, tmp_path: Path) -> None:
     shards = tmp_path / "S"
     shutil.copytree(packed, shards)
-    urls = sh.shard_urls(shards, "coser", "train")
+    urls = shard_urls(shards, "coser", "train")
     bad = urls[0]
     Path(bad).write_bytes(Path(bad).read_bytes()[:3000])  # inside the first image member
     with warnings.catch_warnings(record=True) as caught:
@@ -129,7 +131,7 @@ def test_a_truncated_shard_is_skipped_with_a_warning(packed: Path, tmp_path: Pat
 
 
 def test_readers_split_shards_disjointly(packed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    urls = sh.shard_urls(packed, "coser", "train")
+    urls = shard_urls(packed, "coser", "train")
     seen: list[set[str]] = []
     for rank in range(2):
         for worker in range(2):
@@ -157,7 +159,7 @@ def test_two_ranks_two_workers_read_disjoint_shards(packed: Path, tmp_path: Path
 
 
 def test_aux_loader_structure_batches_and_one_pass(packed: Path) -> None:
-    index = sh.read_index(packed)
+    index = read_index(packed)
     batch = next(iter(st.aux_loader(packed, "structure", split="train", batch_size=6, image_size=64, seed=0)))
     assert batch["image"].shape == (6, 3, 64, 64) and batch["heatmaps"].shape == (6, 4, 64, 64)
     assert set(batch["label"].tolist()) <= {0.0, 1.0}

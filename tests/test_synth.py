@@ -18,15 +18,16 @@ from synth_world import (
 from typer.testing import CliRunner
 
 from pda_data.cli import app
-from pda_data.curation.manifest import read_manifest
 from pda_data.geometry.masks import face_mask, forehead_mask
 from pda_data.io.images import load_image
 from pda_data.schema import ANIME56, HUMAN68, STRUCTURE_CHANNELS, unflatten_points
-from pda_data.shards.core import items_from_synth
+from pda_data.shards.items import items_from_synth
 from pda_data.synthesis.augportrait import FusionOptions, fuse, fuse_parts, warp_to_landmarks
 from pda_data.synthesis.highlights import Levels, extract_highlights, synthesize_highlights
-from pda_data.synthesis.jobs import load_anime_faces, plan_structure, run_synth
+from pda_data.synthesis.jobs import run_synth
 from pda_data.synthesis.structure import KINDS, SynthesisError, render_heatmaps, synthesize_structure
+from pda_data.synthesis.table import read_synth
+from pda_data.synthesis.tasks import load_anime_faces, plan_structure
 
 LEFT_EYE, RIGHT_EYE = (
     STRUCTURE_CHANNELS.index("left_eye_centre"),
@@ -277,21 +278,9 @@ def test_synth_structure_command(world: Path, tmp_path: Path) -> None:
         "--seed",
         "4",
     )
-    df = read_manifest(
-        out,
-        required=(
-            "key",
-            "image",
-            "status",
-            "reason",
-            "label",
-            "kind",
-            "landmarks",
-            "structure_points",
-            "structure_channels",
-            "anime_key",
-        ),
-    )
+    df = read_synth("structure", out)
+    assert {"key", "image", "status", "reason", "label", "kind", "landmarks", "structure_points",
+            "structure_channels", "anime_key"} <= set(df.columns)
     assert len(df) == 12 and (df["status"] == "kept").all()
     assert set(df["label"]) == {0, 1} and (df["label"] == (df["kind"] == "legit")).all()
     for _, row in df.iterrows():
@@ -317,7 +306,7 @@ def test_synth_structure_command(world: Path, tmp_path: Path) -> None:
         "2",
     )
     assert _images(again) == _images(out)
-    pd.testing.assert_frame_equal(read_manifest(again), df)
+    pd.testing.assert_frame_equal(read_synth("structure", again), df)
 
 
 def test_synth_structure_reports_bad_pairs(world: Path, tmp_path: Path) -> None:
@@ -333,7 +322,7 @@ def test_synth_structure_reports_bad_pairs(world: Path, tmp_path: Path) -> None:
         "--legit-fraction",
         "0",
     )
-    df = read_manifest(out)
+    df = read_synth("structure", out)
     reasons = df.set_index("key")["reason"]
     kinds = dict(zip(df["key"], df["anime_key"], strict=True))
     assert {reasons[k] for k, a in kinds.items() if a == "fake"} <= {"not_image"}
@@ -346,18 +335,18 @@ def test_synth_structure_reports_bad_pairs(world: Path, tmp_path: Path) -> None:
 
 
 def test_rerun_resumes_with_identical_output(world: Path, tmp_path: Path) -> None:
-    faces, problems = load_anime_faces(world / "anime.parquet")
-    assert len(faces) == 2 and not problems
+    faces = load_anime_faces(world / "anime.parquet")  # the reader validates every row
+    assert len(faces) == 2
     tasks = plan_structure(faces, 10, seed=5, sheet_rows=2)
     out = tmp_path / "resume"
     first = run_synth("structure", tasks, out)
-    images, manifest = _images(out), read_manifest(out)
+    images, manifest = _images(out), read_synth("structure", out)
     kept = manifest[(manifest["status"] == "kept")]["key"].tolist()
     (out / "images" / f"{kept[-1]}.png").unlink()
     second = run_synth("structure", tasks, out)
     assert second.reused == first.kept - 1 - sum(t.sheet for t in tasks if t.key in kept)
     assert _images(out) == images
-    pd.testing.assert_frame_equal(read_manifest(out), manifest)
+    pd.testing.assert_frame_equal(read_synth("structure", out), manifest)
     assert run_synth("structure", plan_structure(faces, 10, seed=6, sheet_rows=0), out).reused == 0
 
 
@@ -376,7 +365,8 @@ def test_synth_highlights_command(world: Path, tmp_path: Path, samples_dir: Path
         "--seed",
         "2",
     )
-    df = read_manifest(out, required=("key", "image", "mask", "label", "kind", "anime_key", "human_key"))
+    df = read_synth("highlight", out)
+    assert {"key", "image", "mask", "label", "kind", "anime_key", "human_key"} <= set(df.columns)
     kept = df[df["status"] == "kept"]
     assert set(kept["kind"]) == {"legit", "highlight"}
     # The grey selfie yields no highlight: those pairs are reported, not crashed on or mislabelled.
@@ -406,7 +396,8 @@ def test_synth_aug_command(world: Path, tmp_path: Path) -> None:
         "4",
         "--no-colour-match",
     )
-    df = read_manifest(out, required=("key", "image", "landmarks", "human_key", "coser_key"))
+    df = read_synth("aug", out)
+    assert {"key", "image", "landmarks", "human_key", "coser_key"} <= set(df.columns)
     assert (df["status"] == "kept").all() and len(df) == 4
     for _, row in df.iterrows():
         assert load_image(out / row["image"]).shape == (256, 256, 3)

@@ -25,7 +25,8 @@ import pda_train.training.loop as trainer_mod
 from pda_data.faces.detectors import make_detector
 from pda_data.faces.landmarks import Landmarker
 from pda_data.io.images import save_image
-from pda_data.shards.core import ShardError, pack, read_index
+from pda_data.shards.index import ShardError, read_index
+from pda_data.shards.pack import pack
 from pda_train.cli import app
 from pda_train.inference.evaluate import EvalOptions, evaluate
 from pda_train.inference.export import ExportError, load_translator
@@ -64,7 +65,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> dict[s
         "human": portrait_folder(root / "humans", 10, prefix="human", size=SIZE, seed=1),
         "anime": anime_annotations(root / "anime", samples_dir, 10, size=SIZE),
         "structure": synth_folder(root / "structure", samples_dir, 12, size=SIZE),
-        "highlight": synth_folder(root / "highlight", samples_dir, 12, size=SIZE, seed=3),
+        "highlight": synth_folder(root / "highlight", samples_dir, 12, size=SIZE, seed=3, job="highlight"),
     }
     pack(root / "shards", sources, test_fraction=0.3, shard_size=3)
     return {"shards": root / "shards", "humans": sources["human"], "anime": sources["anime"], **sources}

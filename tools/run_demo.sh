@@ -15,7 +15,7 @@ step "2/8 curate cosers (anime face detector + dlib fallback) and humans"
 # The anime cascade is downloaded on first use; an offline machine without it (and without
 # $PDA_ANIME_CASCADE) runs the demo on dlib's detector alone rather than stopping.
 coser_detector=()
-if ! python -c "from pda_data.faces.detectors import resolve_cascade; resolve_cascade()" 2>/dev/null; then
+if ! python -c "from pda_data.faces.models import resolve_cascade; resolve_cascade()" 2>/dev/null; then
   echo "note: the anime-face cascade is not available offline; cropping demo cosers with dlib-hog only"
   coser_detector=(--detector dlib-hog --no-fallback)
 fi

@@ -12,20 +12,13 @@ from rich.console import Console
 from rich.table import Table
 
 from pda_data.cli.progress import progress_bar
-from pda_data.curation.engine import (
-    COSER_DEFAULTS,
-    FACE_REASONS,
-    HUMAN_DEFAULTS,
-    CurateOptions,
-    RunSummary,
-    count_items,
-    merge_manifests,
-    run_curation,
-    with_overrides,
-)
-from pda_data.curation.manifest import STATUS_REJECTED, ManifestError
+from pda_data.curation.engine import COSER_DEFAULTS, HUMAN_DEFAULTS, CurateOptions, with_overrides
+from pda_data.curation.merge import merge_manifests
+from pda_data.curation.run import RunSummary, count_items, run_curation
+from pda_data.curation.table import FACE_REASONS
 from pda_data.faces.models import ModelError
 from pda_data.io.sources import HFOptions, SourceError
+from pda_data.io.table import STATUS_REJECTED, TableError
 
 console = Console(stderr=True)
 _CURATE_REASONS = FACE_REASONS
@@ -96,7 +89,7 @@ def _run(defaults: CurateOptions, title: str, inputs: list[str], out: Path, work
 
             summary = run_curation(inputs, out, options, workers=workers, part=part_t, hf=hf, sheets=sheets,
                                    on_item=on_item)
-    except (SourceError, ModelError, ManifestError) as err:
+    except (SourceError, ModelError, TableError) as err:
         console.print(f"[red]error:[/] {err}", soft_wrap=True)
         raise typer.Exit(2) from err
     except KeyboardInterrupt as exc:
@@ -182,7 +175,7 @@ def merge_command(
     """Join the output folders of several --part runs into one manifest and image folder."""
     try:
         summary = merge_manifests(parts, out, dedup=dedup, hamming=hamming, sheets=sheets)
-    except ManifestError as err:
+    except TableError as err:
         console.print(f"[red]error:[/] {err}", soft_wrap=True)
         raise typer.Exit(2) from err
     print_summary(summary, "merge-manifests")

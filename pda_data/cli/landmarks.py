@@ -17,26 +17,16 @@ from rich.table import Table
 
 from pda_data.annotations.formats.records import AnnotationFormatError, ImageAnnotation
 from pda_data.annotations.formats.registry import read_annotation_source, render_format
-from pda_data.annotations.table import (
-    AnnotationError,
-    Problem,
-    default_shape,
-    group_statistics,
-    import_annotations,
-    landmark_overlay,
-    mean_shape,
-    place_shape,
-    points_array,
-    read_annotations,
-    recheck,
-    to_image_annotations,
-    write_annotations,
-)
+from pda_data.annotations.ingest import import_annotations, to_image_annotations
+from pda_data.annotations.shapes import default_shape, group_statistics, mean_shape, place_shape
+from pda_data.annotations.table import AnnotationError, points_array, read_annotations, write_annotations
+from pda_data.annotations.validate import Problem, recheck
 from pda_data.cli.progress import progress_bar
 from pda_data.faces.detectors import make_detector
 from pda_data.faces.models import ModelError
 from pda_data.io.files import atomic_write_text
 from pda_data.io.images import ImageError, load_image, save_image
+from pda_data.viz.overlay import landmark_overlay
 from pda_data.viz.sheet import contact_sheet
 
 console = Console(stderr=True)

@@ -11,9 +11,14 @@ from rich.console import Console
 from rich.table import Table
 
 from pda_data.cli.progress import progress_bar
-from pda_data.curation.manifest import ManifestError
 from pda_data.io.images import save_image
-from pda_data.shards import core as sh
+from pda_data.io.table import TableError
+from pda_data.shards.export import export_hf as export_dataset
+from pda_data.shards.index import ROLES, ShardError, read_index, shard_entries
+from pda_data.shards.pack import pack as pack_shards
+from pda_data.shards.sampling import random_samples
+from pda_data.shards.verify import verify as verify_shards
+from pda_data.viz.sheet import sample_sheet
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # one line per error, however long
@@ -97,7 +102,7 @@ def pack(
                     tasks[role] = progress.add_task(f"pack {role}", total=None)
                 progress.advance(tasks[role])
 
-            result = sh.pack(
+            result = pack_shards(
                 out,
                 sources,
                 test_fraction=test_fraction,
@@ -108,7 +113,7 @@ def pack(
                 command=command,
                 on_sample=tick,
             )
-    except (ManifestError, sh.ShardError, ValueError) as exc:
+    except (TableError, ShardError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     for problem in result.problems:
         err.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
@@ -139,10 +144,10 @@ def verify(
     """Check every shard against the index (present, byte size, sha256, sample count); exit 1 on problems."""
     try:
         with progress_bar(err, transient=True) as progress:
-            index = sh.read_index(shards)
-            task = progress.add_task("verify", total=len(sh.shard_entries(index)))
-            problems, checked = sh.verify(shards, deep=deep, on_shard=lambda _: progress.advance(task))
-    except sh.ShardError as exc:
+            index = read_index(shards)
+            task = progress.add_task("verify", total=len(shard_entries(index)))
+            problems, checked = verify_shards(shards, deep=deep, on_shard=lambda _: progress.advance(task))
+    except ShardError as exc:
         raise _fail(str(exc)) from exc
     for problem in problems:
         err.print(f"[red]problem[/red] {problem}", highlight=False)
@@ -164,8 +169,8 @@ def inspect(
 ) -> None:
     """Print the index as a table and write a contact sheet per role (random samples, landmarks drawn)."""
     try:
-        index = sh.read_index(shards)
-    except sh.ShardError as exc:
+        index = read_index(shards)
+    except ShardError as exc:
         raise _fail(str(exc)) from exc
     table = Table(title=f"{shards} (schema v{index.get('schema_version')})")
     for col in ("role", "schema", "format", "split", "shards", "samples", "MiB"):
@@ -186,8 +191,8 @@ def inspect(
     folder = out if out is not None else Path(shards) / "inspect"
     for role in index["roles"]:
         try:
-            sheet = sh.sample_sheet(shards, role, split=split, count=count, seed=seed)
-        except sh.ShardError as exc:
+            sheet = sample_sheet(random_samples(shards, role, split=split, count=count, seed=seed))
+        except ShardError as exc:
             err.print(f"[yellow]no sheet[/yellow] {exc}", highlight=False)
             continue
         save_image(folder / f"{role}.png", sheet)
@@ -196,7 +201,7 @@ def inspect(
 
 def export_hf(
     shards: Annotated[Path, typer.Argument(help="Shard set folder holding index.json.")],
-    role: Annotated[str, typer.Option(help=f"Role to export: {', '.join(sh.ROLES)}.")],
+    role: Annotated[str, typer.Option(help=f"Role to export: {', '.join(ROLES)}.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for datasets.Dataset.save_to_disk.")],
     split: Annotated[str, typer.Option(help="Split to export.")] = "train",
     cache_dir: Annotated[Path | None, typer.Option(help="Hugging Face datasets cache folder.")] = None,
@@ -209,8 +214,8 @@ def export_hf(
 ) -> None:
     """Save one role's split as a Hugging Face `datasets` dataset on disk (read with load_from_disk)."""
     try:
-        ds = sh.export_hf(shards, role, out, split=split, cache_dir=cache_dir)
-    except sh.ShardError as exc:
+        ds = export_dataset(shards, role, out, split=split, cache_dir=cache_dir)
+    except ShardError as exc:
         raise _fail(str(exc)) from exc
     console.print(f"saved {len(ds)} {role}/{split} samples to {out} (columns: {', '.join(ds.column_names)})")
     if push_to_hub:

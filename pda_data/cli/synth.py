@@ -11,24 +11,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data.annotations.table import AnnotationError
 from pda_data.cli.progress import progress_bar
-from pda_data.curation.manifest import MANIFEST_NAME, ManifestError
+from pda_data.io.table import MANIFEST_NAME, TableError
 from pda_data.synthesis.augportrait import FusionOptions
 from pda_data.synthesis.highlights import Levels
-from pda_data.synthesis.jobs import (
-    SHEET_NAME,
+from pda_data.synthesis.jobs import SHEET_NAME, SynthSummary, run_synth
+from pda_data.synthesis.structure import ABNORMAL_KINDS
+from pda_data.synthesis.tasks import (
     Face,
-    SynthSummary,
     Task,
     load_anime_faces,
     load_portrait_faces,
     plan_aug,
     plan_highlights,
     plan_structure,
-    run_synth,
 )
-from pda_data.synthesis.structure import ABNORMAL_KINDS
 
 console = Console(stderr=True)
 _SHOWN_PROBLEMS = 10
@@ -63,14 +60,10 @@ Legit = Annotated[
 
 def _inputs(loader: Any, path: Path, what: str) -> list[Face]:
     try:
-        faces, problems = loader(path)
-    except (ManifestError, AnnotationError) as err:
+        faces = loader(path)
+    except TableError as err:
         console.print(f"[red]error:[/] {err}", soft_wrap=True)
         raise typer.Exit(2) from err
-    for line in problems[:_SHOWN_PROBLEMS]:
-        console.print(f"[yellow]skipped {what}:[/] {line}", soft_wrap=True)
-    if len(problems) > _SHOWN_PROBLEMS:
-        console.print(f"[yellow]... and {len(problems) - _SHOWN_PROBLEMS} more unusable {what} rows")
     if not faces:
         console.print(f"[red]error:[/] {path}: no usable {what} faces")
         raise typer.Exit(2)

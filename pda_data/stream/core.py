@@ -3,7 +3,7 @@
 Every reader (distributed rank x DataLoader worker) takes a disjoint share of a role's shards
 (``webdataset.split_by_node`` then ``split_by_worker`` over the shard list), resamples shards from its share
 forever, shuffles samples in a buffer, and skips an unreadable shard with a warning. Shards are read with the
-lean tar parser :func:`pda_data.shards.core.iter_tar_samples` and decoded with OpenCV. Augmentation is one
+lean tar parser :func:`pda_data.shards.tar.iter_tar_samples` and decoded with OpenCV. Augmentation is one
 resample per image: a random square crop resized to the output size (``cv2.resize`` on the crop), then a
 horizontal flip that applies the schema's flip permutation to the landmarks. There is no colour jitter:
 colour is what the translation must preserve.
@@ -31,7 +31,9 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset
 
 from pda_data.schema import STRUCTURE_FLIP, LandmarkSchema, normalize_points, unflatten_points
-from pda_data.shards.core import ROLE_SCHEMA, ShardError, decode_rgb, iter_tar_samples, read_index, shard_urls
+from pda_data.shards.index import ROLE_SCHEMA, ShardError, read_index, shard_urls
+from pda_data.shards.sample import decode_rgb
+from pda_data.shards.tar import iter_tar_samples
 from pda_data.synthesis.augportrait import fuse
 from pda_data.synthesis.structure import render_heatmaps
 

@@ -1,17 +1,16 @@
 """The engine behind ``synth-structure``, ``synth-highlights`` and ``synth-aug``.
 
-It reads the input faces (anime annotation file, curated portrait folders), draws the pairs and kinds with
-one seeded generator, makes every sample with its own generator (seeded by the run seed and the sample
-index, so results do not depend on the number of workers), writes images atomically, reports bad inputs
-as rejected rows instead of stopping, and finishes with a manifest and a contact sheet
-(input | mask | result rows). The manifest is also written every few hundred samples; a rerun with the same
-inputs and options reuses the kept samples whose fingerprint (inputs, kind, seed, options) and files match.
+Given the planned tasks (:mod:`pda_data.synthesis.tasks`), it makes every sample with its own generator
+(seeded by the run seed and the sample index, so results do not depend on the number of workers), writes
+images atomically, reports bad inputs as rejected rows instead of stopping, and finishes with a manifest
+(:mod:`pda_data.synthesis.table`) and a contact sheet (input | mask | result rows). The manifest is also
+written every few hundred samples; a rerun with the same inputs and options reuses the kept samples whose
+fingerprint (inputs, kind, seed, options) and files match.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import hashlib
 import multiprocessing as mp
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -23,60 +22,20 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from pda_data.annotations.table import read_annotations
-from pda_data.curation.manifest import (
-    IMAGES_DIR,
-    MANIFEST_NAME,
-    STATUS_KEPT,
-    STATUS_REJECTED,
-    ManifestError,
-    kept_rows,
-    read_manifest,
-    write_manifest,
-)
 from pda_data.io.images import ImageError, load_image, save_image
-from pda_data.schema import ANIME56, HUMAN68, LandmarkSchema, flatten_points, unflatten_points
+from pda_data.io.table import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, STATUS_REJECTED, TableError
+from pda_data.schema import flatten_points
 from pda_data.synthesis.augportrait import FusionOptions, fuse_parts
 from pda_data.synthesis.highlights import synthesize_highlights
-from pda_data.synthesis.structure import ABNORMAL_KINDS, LEGIT, SynthesisError, synthesize_structure
-from pda_data.viz.sheet import contact_sheet, draw_landmarks
+from pda_data.synthesis.structure import LEGIT, SynthesisError, synthesize_structure
+from pda_data.synthesis.table import JOB_ROLES, read_synth, synth_frame, write_synth
+from pda_data.synthesis.tasks import Face, Task
+from pda_data.viz.overlay import draw_landmarks
+from pda_data.viz.sheet import contact_sheet
 
 MASKS_DIR = "masks"
 SHEET_NAME = "contact_sheet.jpg"
 SHEET_TILE = 128
-
-
-@dataclass(frozen=True)
-class Face:
-    """One input face: its key, image file and landmarks (pixels of that file)."""
-
-    key: str
-    path: Path
-    points: np.ndarray
-
-
-@dataclass(frozen=True)
-class Task:
-    """One sample to make. ``faces`` maps a role (anime, human, coser) to its input face."""
-
-    index: int
-    key: str
-    kind: str
-    seed: int
-    faces: dict[str, Face]
-    options: dict[str, Any] = field(default_factory=dict)
-    sheet: bool = False
-
-    def fingerprint(self, job: str) -> str:
-        """A digest of everything that determines this sample, to recognize it on a rerun."""
-        digest = hashlib.sha256(
-            repr((job, self.index, self.key, self.kind, self.seed, self.options)).encode()
-        )
-        for role in sorted(self.faces):
-            face = self.faces[role]
-            digest.update(f"{role}:{face.key}:{face.path}".encode())
-            digest.update(np.ascontiguousarray(face.points, np.float64).tobytes())
-        return digest.hexdigest()[:32]
 
 
 @dataclass
@@ -86,110 +45,6 @@ class Outcome:
     row: dict[str, Any]
     tiles: list[np.ndarray] = field(default_factory=list)
 
-
-def _checked_faces(
-    rows: pd.DataFrame, path_of: Callable[[pd.Series], Path], column: str, schema: LandmarkSchema
-) -> tuple[list[Face], list[str]]:
-    faces: list[Face] = []
-    problems: list[str] = []
-    for _, row in rows.iterrows():
-        try:
-            pts = schema.check_shape(unflatten_points(row[column]))
-        except (ValueError, TypeError) as exc:
-            problems.append(f"{row['key']}: bad landmarks ({exc})")
-            continue
-        if not np.isfinite(pts).all():
-            problems.append(f"{row['key']}: non-finite landmarks")
-            continue
-        faces.append(Face(str(row["key"]), path_of(row), pts))
-    return faces, problems
-
-
-def load_anime_faces(annotations: str | Path) -> tuple[list[Face], list[str]]:
-    """Anime faces of an annotation file (``pda-data landmarks import``), and one line per unusable row."""
-    df = read_annotations(annotations)
-    return _checked_faces(df, lambda r: Path(str(r["path"])), "points", ANIME56)
-
-
-def load_portrait_faces(folder: str | Path) -> tuple[list[Face], list[str]]:
-    """Kept faces of a curated portrait folder (``crop-cosers`` / ``crop-humans``), and unusable rows."""
-    root = Path(folder)
-    df = kept_rows(read_manifest(root, required=("key", "image", "landmarks")))
-    return _checked_faces(df, lambda r: root / str(r["image"]), "landmarks", HUMAN68)
-
-
-def _pick(faces: Sequence[Face], rng: np.random.Generator) -> Face:
-    return faces[int(rng.integers(len(faces)))]
-
-
-def _kinds(n: int, legit_fraction: float, abnormal: Sequence[str], rng: np.random.Generator) -> list[str]:
-    legit = rng.random(n) < legit_fraction
-    other = rng.integers(len(abnormal), size=n)
-    return [LEGIT if ok else abnormal[k] for ok, k in zip(legit, other, strict=True)]
-
-
-def _tasks(
-    kinds: Sequence[str],
-    faces: Sequence[dict[str, Face]],
-    seed: int,
-    options: dict[str, Any] | None,
-    sheet_rows: int,
-) -> list[Task]:
-    """Tasks keyed by index; the contact sheet shows the first samples of every kind in equal shares."""
-    quota = -(-sheet_rows // max(1, len(set(kinds))))
-    shown: Counter = Counter()
-    tasks = []
-    for i, (kind, roles) in enumerate(zip(kinds, faces, strict=True)):
-        show = sum(shown.values()) < sheet_rows and shown[kind] < quota
-        shown[kind] += show
-        tasks.append(Task(i, f"{i:06d}", kind, seed, roles, options or {}, show))
-    return tasks
-
-
-def plan_structure(
-    anime: Sequence[Face],
-    n: int,
-    seed: int,
-    legit_fraction: float = 0.5,
-    kinds: Sequence[str] = ABNORMAL_KINDS,
-    options: dict[str, Any] | None = None,
-    sheet_rows: int = 8,
-) -> list[Task]:
-    """``n`` structure tasks: a random anime face each, legit with probability ``legit_fraction``."""
-    rng = np.random.default_rng(seed)
-    chosen = _kinds(n, legit_fraction, kinds, rng)
-    return _tasks(chosen, [{"anime": _pick(anime, rng)} for _ in range(n)], seed, options, sheet_rows)
-
-
-def plan_highlights(
-    humans: Sequence[Face],
-    anime: Sequence[Face],
-    n: int,
-    seed: int,
-    legit_fraction: float = 0.5,
-    options: dict[str, Any] | None = None,
-    sheet_rows: int = 8,
-) -> list[Task]:
-    """``n`` highlight tasks: random (human, anime) pairs; legit ones are the clean anime face alone."""
-    rng = np.random.default_rng(seed)
-    chosen = _kinds(n, legit_fraction, ("highlight",), rng)
-    faces = [{"human": _pick(humans, rng), "anime": _pick(anime, rng)} for _ in range(n)]
-    faces = [f if k != LEGIT else {"anime": f["anime"]} for k, f in zip(chosen, faces, strict=True)]
-    return _tasks(chosen, faces, seed, options, sheet_rows)
-
-
-def plan_aug(
-    humans: Sequence[Face],
-    cosers: Sequence[Face],
-    n: int,
-    seed: int,
-    options: dict[str, Any] | None = None,
-    sheet_rows: int = 8,
-) -> list[Task]:
-    """``n`` Aug-Portrait tasks: random (human, coser) pairs."""
-    rng = np.random.default_rng(seed)
-    faces = [{"human": _pick(humans, rng), "coser": _pick(cosers, rng)} for _ in range(n)]
-    return _tasks(["aug"] * n, faces, seed, options, sheet_rows)
 
 
 def _mask_tile(mask: np.ndarray) -> np.ndarray:
@@ -253,11 +108,6 @@ def _make_aug(task: Task, images: dict[str, np.ndarray], rng: np.random.Generato
     return Outcome(row, tiles)
 
 
-_ROLES: dict[str, tuple[str, ...]] = {
-    "structure": ("anime",),
-    "highlight": ("anime", "human"),
-    "aug": ("human", "coser"),
-}
 MAKERS: dict[str, Callable[[Task, dict[str, np.ndarray], np.random.Generator, Path], Outcome]] = {
     "structure": _make_structure,
     "highlight": _make_highlight,
@@ -288,7 +138,7 @@ def make_sample(job: str, task: Task, out: Path) -> Outcome:
         "fingerprint": task.fingerprint(job),
         "structure_points": [],
         "structure_channels": [],
-        **{f"{role}_key": "" for role in _ROLES[job]},
+        **{f"{role}_key": "" for role in JOB_ROLES[job]},
         **{f"{role}_key": face.key for role, face in task.faces.items()},
     }
     if job == "highlight":
@@ -349,9 +199,9 @@ class SynthSummary:
     problems: list[str] = field(default_factory=list)
 
 
-def _write_rows(out: Path, outcomes: Sequence[Outcome]) -> pd.DataFrame:
-    df = pd.DataFrame([o.row for o in sorted(outcomes, key=lambda o: o.row["key"])])
-    write_manifest(df, out / MANIFEST_NAME)
+def _write_rows(job: str, out: Path, outcomes: Sequence[Outcome]) -> pd.DataFrame:
+    df = synth_frame(job, [o.row for o in outcomes])
+    write_synth(job, df, out / MANIFEST_NAME)
     return df
 
 
@@ -361,8 +211,8 @@ def reusable_rows(job: str, tasks: Sequence[Task], out: str | Path) -> dict[str,
     if not (out_dir / MANIFEST_NAME).is_file():
         return {}
     try:
-        df = read_manifest(out_dir, required=("key", "status", "image", "fingerprint"))
-    except ManifestError:
+        df = read_synth(job, out_dir)
+    except TableError:
         return {}
     wanted = {t.key: t.fingerprint(job) for t in tasks if not t.sheet}
     reused = {}
@@ -398,16 +248,16 @@ def run_synth(
         if on_progress:
             on_progress(1)
         if n % checkpoint == 0:
-            _write_rows(out_dir, outcomes)
-    summary = finish(out_dir, outcomes)
+            _write_rows(job, out_dir, outcomes)
+    summary = finish(job, out_dir, outcomes)
     summary.reused = len(previous)
     return summary
 
 
-def finish(out: str | Path, outcomes: Sequence[Outcome]) -> SynthSummary:
+def finish(job: str, out: str | Path, outcomes: Sequence[Outcome]) -> SynthSummary:
     """Write the manifest and the contact sheet of a finished run, and count it."""
     out_dir = Path(out)
-    df = _write_rows(out_dir, outcomes)
+    df = _write_rows(job, out_dir, outcomes)
     ordered = sorted(outcomes, key=lambda o: o.row["key"])
     tiles, labels = [], []
     for o in ordered:
@@ -427,3 +277,4 @@ def finish(out: str | Path, outcomes: Sequence[Outcome]) -> SynthSummary:
             inputs = ", ".join(f"{c[:-4]} {v}" for c, v in o.row.items() if c.endswith("_key") and c != "key")
             summary.problems.append(f"{o.row['key']} ({inputs}): {o.row['reason']}: {o.row['detail']}")
     return summary
+

@@ -1,38 +1,21 @@
-"""Contact sheets and landmark overlays, so a person can eyeball a data set in seconds."""
+"""Contact sheets and their tiles, so a person can eyeball a data set in seconds (arrays in, arrays out)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from pda_data.schema import LandmarkSchema
+from pda_data.viz.overlay import draw_landmarks
 
+if TYPE_CHECKING:
+    from pda_data.shards.sampling import Sample
 
-def draw_landmarks(
-    image: np.ndarray,
-    points: np.ndarray,
-    schema: LandmarkSchema | None = None,
-    radius: int | None = None,
-    indices: bool = False,
-    color: tuple[int, int, int] = (255, 0, 0),
-) -> np.ndarray:
-    """Return a copy of RGB ``image`` with ``points`` (K, 2) drawn, coloured by schema group when given."""
-    out = np.ascontiguousarray(image.copy())
-    pts = np.asarray(points, dtype=np.float64)
-    r = radius if radius is not None else max(1, round(min(out.shape[:2]) / 128))
-    groups = schema.group_of() if schema is not None else None
-    for i, (x, y) in enumerate(pts):
-        if not (np.isfinite(x) and np.isfinite(y)):
-            continue
-        c = schema.group_colors.get(groups[i], color) if schema is not None and groups else color
-        centre = (round(float(x)), round(float(y)))
-        cv2.circle(out, centre, r, c, -1, lineType=cv2.LINE_AA)
-        if indices:
-            cv2.putText(out, str(i), (centre[0] + r + 1, centre[1]), cv2.FONT_HERSHEY_PLAIN,
-                        max(0.5, min(out.shape[:2]) / 512), c, 1, cv2.LINE_AA)
-    return out
+GREY = 128  # the tile of an input that cannot be shown
+BOX_COLOR = (255, 64, 64)
 
 
 def _fit_tile(tile: np.ndarray, size: int) -> np.ndarray:
@@ -75,3 +58,45 @@ def contact_sheet(
 def side_by_side(images: Sequence[np.ndarray], tile_size: int = 128) -> np.ndarray:
     """One row of images fitted to ``tile_size`` (e.g. input, mask, result)."""
     return np.concatenate([_fit_tile(im, tile_size) for im in images], axis=1)
+
+
+def blank_tile(size: int = 96) -> np.ndarray:
+    """A grey ``size`` x ``size`` tile, standing in for an image that cannot be decoded."""
+    return np.full((size, size, 3), GREY, np.uint8)
+
+
+def box_tile(rgb: np.ndarray, box: Sequence[float]) -> np.ndarray:
+    """The region of ``rgb`` around ``box`` (x0, y0, x1, y1; half its size added on every side), the box
+    outlined; the whole image when ``box`` is not four numbers."""
+    if len(box) != 4:
+        return rgb
+    x0, y0, x1, y1 = box
+    pad = 0.5 * max(x1 - x0, y1 - y0)
+    h, w = rgb.shape[:2]
+    cx0, cy0 = max(0, int(x0 - pad)), max(0, int(y0 - pad))
+    cx1, cy1 = min(w, int(x1 + pad) + 1), min(h, int(y1 + pad) + 1)
+    tile = np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1])
+    thick = max(1, round(max(tile.shape[:2]) / 96))
+    cv2.rectangle(tile, (round(x0 - cx0), round(y0 - cy0)), (round(x1 - cx0), round(y1 - cy0)), BOX_COLOR,
+                  thick)
+    return tile
+
+
+def landmark_sheet(
+    images: Sequence[np.ndarray],
+    points: Sequence[np.ndarray],
+    schemas: Sequence[LandmarkSchema],
+    labels: Sequence[str] | None = None,
+    columns: int = 10,
+    tile_size: int = 128,
+) -> np.ndarray:
+    """A contact sheet of images with their (K, 2) landmarks drawn, coloured by each one's schema."""
+    tiles = [draw_landmarks(im, pts, schema) for im, pts, schema in zip(images, points, schemas, strict=True)]
+    return contact_sheet(tiles, labels, columns=columns, tile_size=tile_size)
+
+
+def sample_sheet(samples: Sequence[Sample], tile_size: int = 160) -> np.ndarray:
+    """Shard samples with their landmarks drawn and captioned, up to 8 a row (``pda-data inspect``)."""
+    columns = min(8, max(1, len(samples)))
+    return landmark_sheet([s.rgb for s in samples], [s.points for s in samples], [s.schema for s in samples],
+                          [s.caption for s in samples], columns=columns, tile_size=tile_size)

@@ -16,7 +16,7 @@ from pda_data.faces.landmarks import Landmarker
 from pda_data.faces.models import ModelError
 from pda_data.io.images import ImageError, load_image, save_image
 from pda_data.io.sources import IMAGE_SUFFIXES
-from pda_data.shards.core import ShardError
+from pda_data.shards.index import ShardError
 from pda_data.viz.sheet import contact_sheet
 from pda_train.inference.evaluate import REPORT_NAME, EvalOptions, evaluate
 from pda_train.inference.export import ExportError, load_translator

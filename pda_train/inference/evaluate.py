@@ -22,11 +22,12 @@ import numpy as np
 import torch
 
 from pda_data.annotations.table import AnnotationError, points_array, read_annotations
-from pda_data.curation.manifest import ManifestError, kept_rows, points_column, read_manifest
+from pda_data.curation.table import kept_portraits
 from pda_data.io.files import atomic_write_text
 from pda_data.io.images import ImageError, load_image, save_image
+from pda_data.io.table import TableError
 from pda_data.schema import ANIME56, HUMAN68, normalize_points
-from pda_data.shards.core import split_of
+from pda_data.shards.index import split_of
 from pda_data.stream.core import images_to_tensor
 from pda_data.viz.sheet import contact_sheet
 from pda_train.inference import metrics
@@ -61,22 +62,23 @@ def load_portraits(
 ) -> tuple[list[str], list[np.ndarray], np.ndarray, list[str]]:
     """Keys, RGB crops, (N, 68, 2) crop-pixel landmarks of a curated folder's kept rows, and the unreadable
     images (one message each). ``test_fraction`` > 0 keeps the pack test split only."""
-    df = kept_rows(read_manifest(folder, required=("key", "image", "landmarks")))
-    if test_fraction > 0:
-        df = df[[split_of(str(k), test_fraction) == "test" for k in df["key"]]]
+    df, all_points = kept_portraits(folder)
+    chosen = np.array([test_fraction <= 0 or split_of(str(k), test_fraction) == "test" for k in df["key"]],
+                      dtype=bool)
+    df, all_points = df[chosen], all_points[chosen]
     if limit:
-        df = df.head(limit)
+        df, all_points = df.head(limit), all_points[:limit]
     keys, crops, points, skipped = [], [], [], []
-    for key, rel, pts in zip(df["key"], df["image"], points_column(df, "landmarks"), strict=True):
+    for key, rel, pts in zip(df["key"], df["image"], all_points, strict=True):
         try:
             crops.append(load_image(folder / str(rel)))
         except ImageError as exc:
             skipped.append(str(exc))
             continue
         keys.append(str(key))
-        points.append(HUMAN68.check_shape(pts))
+        points.append(pts)
     if not keys:
-        raise ManifestError(f"{folder}: no readable kept portraits to evaluate")
+        raise TableError(f"{folder}: no readable kept portraits to evaluate")
     return keys, crops, np.stack(points), skipped
 
 

@@ -36,7 +36,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor, nn
 
 from pda_data.schema import ANIME56, HUMAN68
-from pda_data.shards.core import ShardError
+from pda_data.shards.index import ShardError
 from pda_data.stream import core as stream
 from pda_train.config import LossWeights
 from pda_train.inference.export import export_translator

@@ -1,0 +1,293 @@
+"""The curation run: many inputs in, a curated folder out (crops, ``manifest.parquet``, sheets).
+
+For every input: decode safely, analyse its faces (:func:`pda_data.curation.engine.analyze_faces`), write the
+kept crops, and drop near-duplicates by perceptual hash. The manifest records every face and every rejected
+input with its reason (:mod:`pda_data.curation.table`).
+
+Runs are reproducible and independent of the worker count: items are processed in input order (workers
+only compute; duplicates are decided in the main process, in input order), keys derive from the source id,
+and ``--part i/N`` splits inputs by a hash of that id. Finished rows are flushed to ``.partial/`` chunks
+every few inputs, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import pandas as pd
+
+from pda_data.curation.dedup import NearDuplicateIndex
+from pda_data.curation.engine import CurateOptions, Models, analyze_faces
+from pda_data.curation.sheets import write_sheets
+from pda_data.curation.table import (
+    DEFAULTS,
+    DUPLICATE,
+    ERROR,
+    FACE_REASONS,
+    NO_FACE,
+    portrait_frame,
+    read_portraits,
+    write_portraits,
+)
+from pda_data.io.images import ImageError, load_image, save_image
+from pda_data.io.sources import HFOptions, SourceItem, iter_sources, read_item
+from pda_data.io.table import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, STATUS_REJECTED, kept_rows
+from pda_data.schema import flatten_points
+
+PARTIAL_DIR = ".partial"
+
+
+def source_digest(source: str) -> str:
+    """Stable hex digest of a source id: the stem of its keys and the basis of ``--part``."""
+    return hashlib.sha1(source.encode("utf-8")).hexdigest()
+
+
+def make_key(source: str, face_index: int) -> str:
+    return f"{source_digest(source)[:16]}-{face_index:02d}"
+
+
+def in_part(source: str, part: tuple[int, int] | None) -> bool:
+    """Whether ``source`` is in part ``i`` of ``n`` (1-based): a fixed hash split, equal on every machine."""
+    if part is None:
+        return True
+    index, count = part
+    return int(source_digest(source)[:8], 16) % count == index - 1
+
+
+def _row(item: SourceItem, sha: str, face_index: int, **values: Any) -> dict[str, Any]:
+    """A full manifest row: the given values over :data:`~pda_data.curation.table.DEFAULTS`."""
+    key = make_key(item.source, face_index)
+    return {**DEFAULTS, "key": key, "source": item.source, "source_sha256": sha, "face_index": face_index,
+            **values}
+
+
+def image_name(key: str, options: CurateOptions) -> str:
+    return f"{IMAGES_DIR}/{key}.{options.fmt}"
+
+
+@dataclass
+class _WorkerState:
+    options: CurateOptions
+    out: Path
+    models: Models
+
+
+_STATE: _WorkerState | None = None
+
+
+def _init_worker(options: CurateOptions, out: Path) -> None:
+    """Load the models once per process; OpenCV single-threaded so N workers use N cores."""
+    global _STATE
+    cv2.setNumThreads(1)
+    _STATE = _WorkerState(options, out, Models.load(options))
+
+
+def process_item(item: SourceItem) -> list[dict[str, Any]]:
+    """Manifest rows for one input; kept crops are written to ``images/`` here (atomically)."""
+    assert _STATE is not None, "process_item needs _init_worker first"
+    options, out = _STATE.options, _STATE.out
+    sha = ""
+    try:
+        data, sha = read_item(item)
+        rgb = load_image(data, name=item.source)
+        faces = analyze_faces(rgb, _STATE.models, options)
+    except ImageError as err:
+        return [_row(item, sha, 0, reason=err.reason, detail=str(err))]
+    except Exception as exc:  # one bad input must never stop a long run
+        return [_row(item, sha, 0, reason=ERROR, detail=f"{item.source}: {type(exc).__name__}: {exc}")]
+    if not faces:
+        return [_row(item, sha, 0, reason=NO_FACE, detector=_STATE.models.detector.name)]
+    rows = []
+    for i, face in enumerate(faces):
+        values: dict[str, Any] = {
+            "status": face.status, "reason": face.reason, "detail": face.detail, "detector": face.detector,
+            "score": face.detection.score, "box": [float(v) for v in face.detection.box],
+            "face_size": face.face_size, "yaw": face.pose[0], "pitch": face.pose[1], "roll": face.pose[2],
+            "phash": face.phash,
+        }
+        if face.crop is not None and face.points is not None:
+            name = image_name(make_key(item.source, i), options)
+            save_image(out / name, face.crop, quality=options.quality)
+            values.update(landmarks=flatten_points(face.points), crop_size=options.size, image=name)
+        rows.append(_row(item, sha, i, **values))
+    return rows
+
+
+def _ordered_results(
+    items: Iterable[SourceItem], options: CurateOptions, out: Path, workers: int
+) -> Iterator[list[dict[str, Any]]]:
+    """Rows per item in input order; with workers > 1 a bounded window of items is in flight at once."""
+    global _STATE
+    if workers <= 1:
+        threads = cv2.getNumThreads()
+        _init_worker(options, out)
+        try:
+            for item in items:
+                yield process_item(item)
+        finally:  # leave the calling process as it was: OpenCV threads, no models held
+            cv2.setNumThreads(threads)
+            _STATE = None
+        return
+    window = 4 * workers
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(options, out)) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(process_item, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+# ----------------------------------------------------------------------------------------------- run
+
+
+@dataclass
+class RunSummary:
+    """Counts over the whole manifest, plus this run's throughput."""
+
+    out: Path
+    processed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    faces: int = 0
+    kept: int = 0
+    reasons: Counter = field(default_factory=Counter)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def errors(self) -> int:
+        """Inputs that could not be decoded or processed at all."""
+        return sum(n for r, n in self.reasons.items() if r not in FACE_REASONS)
+
+
+def load_progress(out: Path) -> pd.DataFrame:
+    """Every row finished so far in ``out``: the manifest plus unconsolidated chunks, one row per key."""
+    frames = []
+    if (out / MANIFEST_NAME).is_file():
+        frames.append(read_portraits(out / MANIFEST_NAME))
+    frames += [read_portraits(p) for p in sorted((out / PARTIAL_DIR).glob("chunk-*.parquet"))]
+    if not frames:
+        return portrait_frame([])
+    df = pd.concat(frames, ignore_index=True)
+    return df.drop_duplicates("key", keep="last").reset_index(drop=True)
+
+
+def _consolidate(out: Path) -> pd.DataFrame:
+    """Fold the chunks into ``manifest.parquet`` (atomically), then delete them."""
+    df = load_progress(out)
+    write_portraits(df, out / MANIFEST_NAME)
+    for chunk in (out / PARTIAL_DIR).glob("chunk-*.parquet"):
+        chunk.unlink()
+    return df
+
+
+def summarize(df: pd.DataFrame, out: Path) -> RunSummary:
+    summary = RunSummary(out=out)
+    summary.faces = int((df["face_size"].notna()).sum()) if len(df) else 0
+    summary.kept = int((df["status"] == STATUS_KEPT).sum()) if len(df) else 0
+    if len(df):
+        summary.reasons = Counter(df.loc[df["status"] == STATUS_REJECTED, "reason"].tolist())
+    return summary
+
+
+def count_items(inputs: Iterable[str | Path], hf: HFOptions | None = None,
+                part: tuple[int, int] | None = None, out: str | Path | None = None) -> int:
+    """How many inputs a run will process (for progress bars), less those already done in ``out``.
+
+    Walks the inputs without decoding anything.
+    """
+    done = set(load_progress(Path(out))["source"]) if out is not None else set()
+    return len({item.source for item in iter_sources(inputs, hf)
+                if in_part(item.source, part) and item.source not in done})
+
+
+def run_curation(
+    inputs: Iterable[str | Path],
+    out: str | Path,
+    options: CurateOptions,
+    *,
+    workers: int = 1,
+    part: tuple[int, int] | None = None,
+    hf: HFOptions | None = None,
+    flush_every: int = 64,
+    sheets: bool = True,
+    sheet_max: int = 96,
+    on_item: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> RunSummary:
+    """Curate ``inputs`` into ``out`` (resuming a previous run there) and return the summary.
+
+    ``on_item`` is called with each input's rows, in input order (progress bars, warnings).
+    """
+    out = Path(out)
+    (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    (out / PARTIAL_DIR).mkdir(exist_ok=True)
+    done = load_progress(out)
+    done_sources = set(done["source"])
+    index = NearDuplicateIndex(options.hamming)
+    for key, value in zip(kept_rows(done)["key"], kept_rows(done)["phash"], strict=True):
+        index.add(key, value)
+    chunk_no = len(list((out / PARTIAL_DIR).glob("chunk-*.parquet")))
+    del done
+
+    summary = RunSummary(out=out)
+    todo = (it for it in iter_sources(inputs, hf)
+            if in_part(it.source, part) and it.source not in done_sources)
+    pending: list[dict[str, Any]] = []
+    seen: set[str] = set()
+
+    def flush() -> None:
+        nonlocal chunk_no, pending
+        if pending:
+            chunk = out / PARTIAL_DIR / f"chunk-{chunk_no:06d}.parquet"
+            write_portraits(portrait_frame(pending), chunk)
+            chunk_no += 1
+            pending = []
+
+    def unique(items: Iterable[SourceItem]) -> Iterator[SourceItem]:
+        for item in items:  # the same file named twice (e.g. a folder and a list) is done once
+            if item.source not in seen:
+                seen.add(item.source)
+                yield item
+            else:
+                summary.skipped += 1
+
+    start = time.perf_counter()
+    try:
+        for rows in _ordered_results(unique(todo), options, out, workers):
+            for row in rows:
+                if options.dedup and row["status"] == STATUS_KEPT:
+                    original = index.match(row["phash"])
+                    if original is not None:
+                        (out / row["image"]).unlink(missing_ok=True)
+                        row.update(status=STATUS_REJECTED, reason=DUPLICATE, image="", landmarks=[],
+                                   crop_size=0, detail=f"near-duplicate of {original}")
+                    else:
+                        index.add(row["key"], row["phash"])
+            pending.extend(rows)
+            summary.processed += 1
+            if on_item is not None:
+                on_item(rows)
+            if summary.processed % flush_every == 0:
+                flush()
+    finally:
+        summary.seconds = time.perf_counter() - start
+        flush()
+        df = _consolidate(out)
+    totals = summarize(df, out)
+    summary.faces, summary.kept, summary.reasons = totals.faces, totals.kept, totals.reasons
+    if sheets:
+        write_sheets(df, out, hf=hf, limit=sheet_max)
+    return summary
+

@@ -1,0 +1,98 @@
+"""The curated-folder manifest (``crop-cosers`` / ``crop-humans`` / ``merge-manifests`` output).
+
+``<folder>/manifest.parquet`` has one row per face found and per rejected input: provenance (``source``,
+``source_sha256``), ``status`` and ``reason`` (one of :data:`FACE_REASONS` or an image-decoding reason),
+the detection, the head pose, and for kept faces the crop (``images/<key>.<fmt>``) with its 68 landmarks
+(HUMAN68, crop pixels, flat). This module is its only writer and reader.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from pda_data.io.table import (
+    STATUS_REJECTED,
+    TableError,
+    kept_rows,
+    manifest_path,
+    points_of,
+    read_table,
+    table_frame,
+    write_table,
+)
+from pda_data.schema import HUMAN68
+
+PORTRAIT_SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("source", pa.string()),
+    ("source_sha256", pa.string()),
+    ("face_index", pa.int64()),
+    ("status", pa.string()),
+    ("reason", pa.string()),
+    ("detail", pa.string()),
+    ("detector", pa.string()),
+    ("score", pa.float64()),
+    ("box", pa.list_(pa.float64())),
+    ("face_size", pa.float64()),
+    ("yaw", pa.float64()),
+    ("pitch", pa.float64()),
+    ("roll", pa.float64()),
+    ("landmarks", pa.list_(pa.float64())),
+    ("crop_size", pa.int64()),
+    ("phash", pa.string()),
+    ("image", pa.string()),
+])
+# The value of every column a row does not set: a rejected input with nothing measured.
+DEFAULTS: dict[str, Any] = {
+    "source": "", "source_sha256": "", "face_index": 0, "status": STATUS_REJECTED, "reason": "", "detail": "",
+    "detector": "", "score": math.nan, "box": [], "face_size": math.nan, "yaw": math.nan, "pitch": math.nan,
+    "roll": math.nan, "landmarks": [], "crop_size": 0, "phash": "", "image": "",
+}
+
+# Reasons a face or input is rejected (ImageError reasons are added for undecodable inputs).
+NO_FACE, TOO_SMALL, NOT_FRONTAL = "no_face", "too_small", "not_frontal"
+DUPLICATE, ERROR = "duplicate", "error"
+FACE_REASONS = (NO_FACE, TOO_SMALL, NOT_FRONTAL, DUPLICATE)  # the rest are errors: the input was unusable
+
+
+def portrait_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Manifest rows (dicts; unset columns take :data:`DEFAULTS`) as a typed frame, even when empty."""
+    return table_frame(rows, PORTRAIT_SCHEMA, DEFAULTS)
+
+
+def write_portraits(df: pd.DataFrame, path: str | Path) -> None:
+    """Write a curated-folder manifest (or a resume chunk) atomically."""
+    write_table(df, path, PORTRAIT_SCHEMA)
+
+
+def _read(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    df = read_table(path, PORTRAIT_SCHEMA)
+    kept = kept_rows(df)
+    points = points_of(kept, "landmarks", HUMAN68, manifest_path(path))
+    if (kept["image"] == "").any():
+        key = kept.loc[kept["image"] == "", "key"].iloc[0]
+        raise TableError(f"{manifest_path(path)}: kept row {key!r} has no image")
+    return df, kept, points
+
+
+def read_portraits(path: str | Path) -> pd.DataFrame:
+    """Read a curated-folder manifest (the folder or the file) with every column typed.
+
+    Raises :class:`~pda_data.io.table.TableError` naming the file for a missing column, a column of another
+    type, or a kept row without an image or without 68 finite landmarks.
+    """
+    return _read(path)[0]
+
+
+def kept_portraits(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """The kept rows of a curated folder (validated as :func:`read_portraits`) and their landmarks
+    (N, 68, 2) in crop pixels; image paths in the rows are relative to the folder."""
+    _, kept, points = _read(path)
+    return kept, points
