@@ -17,18 +17,12 @@ from typer.testing import CliRunner
 
 from pda_data.cli import app
 from pda_data.curation.dedup import hamming, phash
-from pda_data.curation.engine import (
-    COSER_DEFAULTS,
-    HUMAN_DEFAULTS,
-    MANIFEST_SCHEMA,
-    crop_face,
-    merge_manifests,
-    run_curation,
-    with_overrides,
-)
+from pda_data.curation.engine import MANIFEST_SCHEMA, merge_manifests, run_curation
 from pda_data.curation.manifest import kept_rows, points_column, read_manifest
+from pda_data.curation.options import COSER_DEFAULTS, HUMAN_DEFAULTS, with_overrides
 from pda_data.demo import world as demo
 from pda_data.faces.detectors import Landmarker, make_detector
+from pda_data.geometry.crop import crop_face
 from pda_data.io.images import encode_image, load_image, save_image
 from pda_data.io.sources import HFOptions
 from pda_data.schema import HUMAN68
@@ -201,7 +195,7 @@ def test_coser_defaults_on_anime_and_all_faces(samples_dir: Path, cascade_path: 
     photo[100:356, 20:276] = anime
     photo[150:330, 480:660] = selfie
     save_image(tmp_path / "raw" / "group.png", photo)
-    options = with_overrides(COSER_DEFAULTS, cascade=cascade_path, faces="all", fmt="jpg")
+    options = with_overrides(COSER_DEFAULTS, cascade=cascade_path, faces="all", image_format="jpg")
     run_curation([tmp_path / "raw"], tmp_path / "out", options)
     df = read_manifest(tmp_path / "out")
     kept = kept_rows(df)

@@ -22,6 +22,7 @@ from pda_data.cli import app
 from pda_data.curation.manifest import MANIFEST_NAME, read_manifest, write_manifest
 from pda_data.io.files import sha256_file
 from pda_data.shards import core as sh
+from pda_data.shards.names import SPLITS
 
 runner = CliRunner()
 
@@ -47,7 +48,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> dict[
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory: pytest.TempPathFactory, inputs: dict[str, Path]) -> Path:
     out = tmp_path_factory.mktemp("shards") / "S"
-    result = sh.pack(out, inputs, test_fraction=0.25, shard_size=3, seed=7, command="test")
+    result = sh.pack(out, inputs, test_fraction=0.25, shard_size=3, seed=7)
     assert [p.key for p in result.problems] == ["coser_broken"]
     return out
 
@@ -113,7 +114,7 @@ def test_split_is_stable_as_data_grows_and_repack_is_identical(
             for k, _ in sh.iter_tar_samples(root / e["name"])
         }
 
-    for split in sh.SPLITS:
+    for split in SPLITS:
         assert keys(tmp_path / "A", a.index, split) <= keys(tmp_path / "B", b.index, split)
     # A larger earlier pack into the same folder: its extra shards and temp leftovers disappear.
     sh.pack(tmp_path / "A", {"coser": inputs["coser"]}, test_fraction=0.3, shard_size=1)

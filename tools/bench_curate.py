@@ -21,13 +21,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pda_data.curation.engine import COSER_DEFAULTS, run_curation, with_overrides
+from pda_data.curation.engine import run_curation
+from pda_data.curation.options import COSER_DEFAULTS, with_overrides
 from pda_data.demo.world import COSERS_DIR, DemoConfig, write_demo
 
 _RSS_CHILD = """
 import resource, sys
 from pathlib import Path
-from pda_data.curation.engine import COSER_DEFAULTS, run_curation, with_overrides
+from pda_data.curation.engine import run_curation
+from pda_data.curation.options import COSER_DEFAULTS, with_overrides
 cascade = Path(sys.argv[3]) if sys.argv[3] else None
 options = with_overrides(COSER_DEFAULTS, cascade=cascade, faces="all")
 run_curation([sys.argv[1]], sys.argv[2], options, workers=1, sheets=False)

@@ -15,17 +15,15 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 import cv2
 import dlib
 import numpy as np
 
+from pda_data.faces.names import DETECTORS, DetectorName
 from pda_data.io.files import atomic_write_bytes, sha256_bytes, sha256_file
 from pda_data.schema import HUMAN68
-
-DetectorName = Literal["anime-lbp", "dlib-hog", "dlib-cnn"]
-DETECTORS: tuple[str, ...] = ("anime-lbp", "dlib-hog", "dlib-cnn")
 
 CASCADE_URL = "https://raw.githubusercontent.com/nagadomi/lbpcascade_animeface/master/lbpcascade_animeface.xml"
 CASCADE_SHA256 = "9376d30ac38db6bda2a68b88b3b76bbd7e6aa33af47f7f5c76bc88ca75f1ce30"

@@ -27,10 +27,9 @@ from pda_data.curation.manifest import kept_rows, read_manifest
 from pda_data.io.files import atomic_path, atomic_write_text, sha256_bytes, sha256_file
 from pda_data.io.images import ImageError, encode_image, load_image
 from pda_data.schema import ANIME56, HUMAN68, SCHEMA_VERSION, SCHEMAS, LandmarkSchema, unflatten_points
+from pda_data.shards.names import IMAGE_FORMATS, ROLES, SPLITS, pack_command
 
 INDEX_NAME = "index.json"
-ROLES: tuple[str, ...] = ("coser", "human", "anime", "structure", "highlight")
-SPLITS: tuple[str, ...] = ("train", "test")
 CLASSIFIER_ROLES: tuple[str, ...] = ("structure", "highlight")
 ROLE_SCHEMA: dict[str, LandmarkSchema] = {
     "coser": HUMAN68,
@@ -39,7 +38,6 @@ ROLE_SCHEMA: dict[str, LandmarkSchema] = {
     "structure": ANIME56,
     "highlight": ANIME56,
 }
-IMAGE_FORMATS: tuple[str, ...] = ("png", "jpg")
 _SHARD_RE = re.compile(r"^(?P<role>[a-z]+)-(?P<split>[a-z]+)-(?P<n>\d{6})\.tar$")
 _TAR_BLOCK = 512
 POINT_DECIMALS = 3  # landmark pixels kept in sample json: 1/1000 px, short to store and fast to parse
@@ -343,14 +341,14 @@ def pack(
     max_shard_bytes: int = 1 << 30,
     image_format: str = "png",
     seed: int = 0,
-    command: str = "",
     on_sample: Callable[[str], None] | None = None,
 ) -> PackResult:
     """Pack each ``sources[role]`` folder/file into train/test shards under ``out`` and (re)write the index.
 
     Roles not in ``sources`` keep their entries from an existing index, so roles can be packed one at a time.
     Splits follow :func:`split_of`; samples are shuffled across shards with ``seed``. Unusable inputs are
-    skipped and returned as problems. ``on_sample(role)`` is called once per input item (progress).
+    skipped and returned as problems. ``on_sample(role)`` is called once per input item (progress). The
+    index records the equivalent command line (:func:`pda_data.shards.names.pack_command`).
     """
     unknown = set(sources) - set(ROLES)
     if unknown:
@@ -361,6 +359,15 @@ def pack(
         raise ValueError(f"test fraction {test_fraction} outside [0, 1)")
     if shard_size < 1 or max_shard_bytes < 1:
         raise ValueError("shard size and max shard bytes must be positive")
+    command = pack_command(
+        out,
+        sources,
+        test_fraction=test_fraction,
+        shard_size=shard_size,
+        max_shard_bytes=max_shard_bytes,
+        image_format=image_format,
+        seed=seed,
+    )
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     index_path = root / INDEX_NAME

@@ -36,9 +36,10 @@ from pda_data.curation.manifest import (
 )
 from pda_data.io.images import ImageError, load_image, save_image
 from pda_data.schema import ANIME56, HUMAN68, LandmarkSchema, flatten_points, unflatten_points
-from pda_data.synthesis.augportrait import FusionOptions, fuse_parts
+from pda_data.synthesis.augportrait import fuse_parts
 from pda_data.synthesis.highlights import synthesize_highlights
-from pda_data.synthesis.structure import ABNORMAL_KINDS, LEGIT, SynthesisError, synthesize_structure
+from pda_data.synthesis.options import ABNORMAL_KINDS, LEGIT, FusionOptions
+from pda_data.synthesis.structure import SynthesisError, synthesize_structure
 from pda_data.viz.sheet import contact_sheet, draw_landmarks
 
 MASKS_DIR = "masks"
