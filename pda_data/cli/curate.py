@@ -14,10 +14,10 @@ from rich.table import Table
 from pda_data.cli.options import DetectorChoice, ImageFormatChoice, Workers, fail
 from pda_data.cli.progress import progress_bar
 from pda_data.curation.options import COSER_DEFAULTS, HUMAN_DEFAULTS, CurateOptions, with_overrides
+from pda_data.io.sources import HFOptions
 
 if TYPE_CHECKING:
     from pda_data.curation.engine import RunSummary
-    from pda_data.io.sources import HFOptions
 
 console = Console(stderr=True)
 
