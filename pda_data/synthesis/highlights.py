@@ -32,6 +32,12 @@ class HighlightSample:
     region: np.ndarray  # bool (H, W): anime face mask minus forehead
 
 
+def adjust_levels(rgb: np.ndarray, levels: Levels) -> np.ndarray:
+    """``rgb`` (uint8) through the levels adjustment: float32 in [0, 1], same shape."""
+    x = (rgb.astype(np.float32) / 255.0 - levels.black) / (levels.white - levels.black)
+    return np.clip(x, 0.0, 1.0) ** np.float32(1.0 / levels.gamma)
+
+
 def extract_highlights(
     rgb: np.ndarray, points68: np.ndarray, levels: Levels = DEFAULT_LEVELS, min_area: int = 9
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +46,7 @@ def extract_highlights(
     Only the face below the brows counts; specks smaller than ``min_area`` pixels are dropped.
     """
     shape = rgb.shape[:2]
-    adjusted = levels.apply(rgb)
+    adjusted = adjust_levels(rgb, levels)
     bright = (adjusted @ _LUMA) >= levels.threshold
     allowed = (face_mask(points68, HUMAN68, shape) > 0.5) & (forehead_mask(points68, HUMAN68, shape) < 0.5)
     mask = (bright & allowed).astype(np.uint8)

@@ -1,14 +1,12 @@
 """What the synthesis jobs make: structure kinds, highlight levels and the Aug-Portrait fusion options.
 
-Apart from the image code (numpy only, no cv2 or torch) so that the command-line help reads the defaults
+Plain data apart from the image code (no numpy, cv2 or torch) so that the command-line help reads the defaults
 cheaply; ``synth-aug``, the training stream and experiment manifests share :class:`FusionOptions`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
 
 LEGIT = "legit"
 ABNORMAL_KINDS: tuple[str, ...] = ("eye_pasted", "eye_removed", "mouth_removed", "eye_moved", "mouth_moved")
@@ -35,11 +33,6 @@ class Levels:
             )
         if self.gamma <= 0:
             raise ValueError(f"gamma must be positive, got {self.gamma}")
-
-    def apply(self, rgb: np.ndarray) -> np.ndarray:
-        """The adjusted image, float32 in [0, 1], same shape as ``rgb`` (uint8)."""
-        x = (rgb.astype(np.float32) / 255.0 - self.black) / (self.white - self.black)
-        return np.clip(x, 0.0, 1.0) ** np.float32(1.0 / self.gamma)
 
 
 @dataclass(frozen=True)
