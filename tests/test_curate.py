@@ -17,13 +17,14 @@ from typer.testing import CliRunner
 
 from pda_data.cli import app
 from pda_data.curation.dedup import hamming, phash
-from pda_data.curation.engine import COSER_DEFAULTS, HUMAN_DEFAULTS, crop_face, with_overrides
 from pda_data.curation.merge import merge_manifests
+from pda_data.curation.options import COSER_DEFAULTS, HUMAN_DEFAULTS, with_overrides
 from pda_data.curation.run import run_curation
 from pda_data.curation.table import PORTRAIT_SCHEMA, kept_portraits, read_portraits
 from pda_data.demo import writer as demo
 from pda_data.faces.detectors import make_detector
 from pda_data.faces.landmarks import Landmarker
+from pda_data.geometry.crop import crop_face
 from pda_data.io.images import encode_image, load_image, save_image
 from pda_data.io.sources import HFOptions
 from pda_data.io.table import kept_rows
@@ -199,7 +200,7 @@ def test_coser_defaults_on_anime_and_all_faces(samples_dir: Path, cascade_path: 
     photo[100:356, 20:276] = anime
     photo[150:330, 480:660] = selfie
     save_image(tmp_path / "raw" / "group.png", photo)
-    options = with_overrides(COSER_DEFAULTS, cascade=cascade_path, faces="all", fmt="jpg")
+    options = with_overrides(COSER_DEFAULTS, cascade=cascade_path, faces="all", image_format="jpg")
     run_curation([tmp_path / "raw"], tmp_path / "out", options)
     df = read_portraits(tmp_path / "out")
     kept = kept_rows(df)

@@ -163,7 +163,8 @@ def test_human_truth_exposes_the_contour(world: tuple[Path, dict]) -> None:
 def test_cli_demo(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
-        ["demo", str(tmp_path / "w"), "--n-cosers", "0", "--n-humans", "0", "--n-anime", "2", "--no-verify"],
+        ["demo", "--out", str(tmp_path / "w"), "--n-cosers", "0", "--n-humans", "0", "--n-anime", "2",
+         "--no-verify"],
     )
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "w" / "anime").glob("*.png"))) == 2

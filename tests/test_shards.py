@@ -22,7 +22,8 @@ from pda_data.cli import app
 from pda_data.curation.table import read_portraits, write_portraits
 from pda_data.io.files import sha256_file
 from pda_data.io.table import MANIFEST_NAME
-from pda_data.shards.index import INDEX_NAME, SPLITS, read_index, shard_entries, shard_urls, split_of
+from pda_data.shards.index import INDEX_NAME, read_index, shard_entries, shard_urls, split_of
+from pda_data.shards.names import SPLITS
 from pda_data.shards.pack import pack, write_shards
 from pda_data.shards.sample import decode_rgb, tar_key
 from pda_data.shards.tar import iter_tar_members, iter_tar_samples
@@ -52,7 +53,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> dict[
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory: pytest.TempPathFactory, inputs: dict[str, Path]) -> Path:
     out = tmp_path_factory.mktemp("shards") / "S"
-    result = pack(out, inputs, test_fraction=0.25, shard_size=3, seed=7, command="test")
+    result = pack(out, inputs, test_fraction=0.25, shard_size=3, seed=7)
     assert [p.key for p in result.problems] == ["coser_broken"]
     return out
 
@@ -65,7 +66,12 @@ def _copy(packed: Path, tmp_path: Path) -> Path:
 
 def test_pack_writes_plain_tars_and_a_complete_index(packed: Path, inputs: dict[str, Path]) -> None:
     index = read_index(packed)
-    assert index["schema_version"] == 1 and index["command"] == "test"
+    assert index["schema_version"] == 1
+    assert index["command"] == (
+        f"pda-data pack --out {packed} --cosers {inputs['coser']} --humans {inputs['human']} --anime "
+        f"{inputs['anime']} --structure {inputs['structure']} --test-fraction 0.25 --shard-size 3 "
+        "--max-shard-bytes 1073741824 --image-format png --seed 7"
+    )
     assert index["roles"]["coser"]["skipped"] == 1
     kept = {"coser": 24, "human": 10, "anime": 12, "structure": 12}
     for role, n in kept.items():

@@ -22,10 +22,11 @@ from pda_data.geometry.masks import face_mask, forehead_mask
 from pda_data.io.images import load_image
 from pda_data.schema import ANIME56, HUMAN68, STRUCTURE_CHANNELS, unflatten_points
 from pda_data.shards.items import items_from_synth
-from pda_data.synthesis.augportrait import FusionOptions, fuse, fuse_parts, warp_to_landmarks
-from pda_data.synthesis.highlights import Levels, extract_highlights, synthesize_highlights
+from pda_data.synthesis.augportrait import fuse, fuse_parts, warp_to_landmarks
+from pda_data.synthesis.highlights import extract_highlights, synthesize_highlights
 from pda_data.synthesis.jobs import run_synth
-from pda_data.synthesis.structure import KINDS, SynthesisError, render_heatmaps, synthesize_structure
+from pda_data.synthesis.options import KINDS, FusionOptions, Levels
+from pda_data.synthesis.structure import SynthesisError, render_heatmaps, synthesize_structure
 from pda_data.synthesis.table import read_synth
 from pda_data.synthesis.tasks import load_anime_faces, plan_structure
 

@@ -21,14 +21,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pda_data.curation.engine import COSER_DEFAULTS, with_overrides
+from pda_data.curation.options import COSER_DEFAULTS, with_overrides
 from pda_data.curation.run import run_curation
 from pda_data.demo.writer import COSERS_DIR, DemoConfig, write_demo
 
 _RSS_CHILD = """
 import resource, sys
 from pathlib import Path
-from pda_data.curation.engine import COSER_DEFAULTS, with_overrides
+from pda_data.curation.options import COSER_DEFAULTS, with_overrides
 from pda_data.curation.run import run_curation
 cascade = Path(sys.argv[3]) if sys.argv[3] else None
 options = with_overrides(COSER_DEFAULTS, cascade=cascade, faces="all")

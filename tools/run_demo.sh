@@ -10,7 +10,7 @@ mkdir -p "$OUT"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "1/8 demo world"
-pda-data demo "$OUT/world"
+pda-data demo --out "$OUT/world"
 step "2/8 curate cosers (anime face detector + dlib fallback) and humans"
 # The anime cascade is downloaded on first use; an offline machine without it (and without
 # $PDA_ANIME_CASCADE) runs the demo on dlib's detector alone rather than stopping.

@@ -5,39 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from pda_data.cli.options import DetectorChoice, ImageFormatChoice, Workers, fail
 from pda_data.cli.progress import progress_bar
-from pda_data.curation.engine import COSER_DEFAULTS, HUMAN_DEFAULTS, CurateOptions, with_overrides
-from pda_data.curation.merge import merge_manifests
-from pda_data.curation.run import RunSummary, count_items, run_curation
-from pda_data.curation.table import FACE_REASONS
-from pda_data.faces.models import ModelError
-from pda_data.io.sources import HFOptions, SourceError
-from pda_data.io.table import STATUS_REJECTED, TableError
+from pda_data.curation.options import COSER_DEFAULTS, HUMAN_DEFAULTS, CurateOptions, with_overrides
+from pda_data.io.sources import HFOptions
+
+if TYPE_CHECKING:
+    from pda_data.curation.run import RunSummary
 
 console = Console(stderr=True)
-_CURATE_REASONS = FACE_REASONS
-
-
-class DetectorChoice(str, Enum):
-    anime_lbp = "anime-lbp"
-    dlib_hog = "dlib-hog"
-    dlib_cnn = "dlib-cnn"
 
 
 class FacesChoice(str, Enum):
     largest = "largest"
     all = "all"
-
-
-class FormatChoice(str, Enum):
-    png = "png"
-    jpg = "jpg"
 
 
 def parse_part(text: str | None) -> tuple[int, int] | None:
@@ -54,16 +41,18 @@ def parse_part(text: str | None) -> tuple[int, int] | None:
 
 
 def print_summary(summary: RunSummary, title: str) -> None:
+    from pda_data.curation.table import FACE_REASONS
+
     table = Table(title=title)
     table.add_column("")
     table.add_column("count", justify="right")
     table.add_row("inputs processed this run", str(summary.processed))
     table.add_row("faces analysed (all runs)", str(summary.faces))
     table.add_row("[green]kept", f"[green]{summary.kept}")
-    for reason in _CURATE_REASONS:
+    for reason in FACE_REASONS:
         table.add_row(f"rejected: {reason}", str(summary.reasons.get(reason, 0)))
     for reason, n in sorted(summary.reasons.items()):
-        if reason not in _CURATE_REASONS:
+        if reason not in FACE_REASONS:
             table.add_row(f"[red]error: {reason}", f"[red]{n}")
     table.add_row("errors (total)", str(summary.errors))
     table.add_row("images/s", f"{summary.images_per_s:.2f}")
@@ -73,6 +62,12 @@ def print_summary(summary: RunSummary, title: str) -> None:
 
 def _run(defaults: CurateOptions, title: str, inputs: list[str], out: Path, workers: int, part: str | None,
          hf: HFOptions, sheets: bool, **overrides: Any) -> None:
+    from pda_data.curation.run import count_items, run_curation
+    from pda_data.curation.table import FACE_REASONS
+    from pda_data.faces.models import ModelError
+    from pda_data.io.sources import SourceError
+    from pda_data.io.table import STATUS_REJECTED, TableError
+
     options = with_overrides(defaults, **overrides)
     part_t = parse_part(part)
     try:
@@ -83,15 +78,14 @@ def _run(defaults: CurateOptions, title: str, inputs: list[str], out: Path, work
             def on_item(rows: list[dict]) -> None:
                 progress.advance(task)
                 for row in rows:
-                    if row["status"] == STATUS_REJECTED and row["reason"] not in _CURATE_REASONS:
+                    if row["status"] == STATUS_REJECTED and row["reason"] not in FACE_REASONS:
                         message = row["detail"] or row["source"]
                         progress.console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
 
             summary = run_curation(inputs, out, options, workers=workers, part=part_t, hf=hf, sheets=sheets,
                                    on_item=on_item)
     except (SourceError, ModelError, TableError) as err:
-        console.print(f"[red]error:[/] {err}", soft_wrap=True)
-        raise typer.Exit(2) from err
+        raise fail(str(err)) from err
     except KeyboardInterrupt as exc:
         console.print(f"interrupted: finished inputs are saved in {out}; rerun the same command to resume")
         raise typer.Exit(130) from exc
@@ -100,10 +94,10 @@ def _run(defaults: CurateOptions, title: str, inputs: list[str], out: Path, work
 
 def _command(defaults: CurateOptions, title: str, help_text: str) -> Callable[..., None]:
     d = defaults
-    detector_default = DetectorChoice(d.detector)
-    fallback_default = DetectorChoice(d.fallback_detector) if d.fallback_detector else None
+    detector_default = DetectorChoice[d.detector]
+    fallback_default = DetectorChoice[d.fallback_detector] if d.fallback_detector else None
     faces_default = FacesChoice(d.faces)
-    format_default = FormatChoice(d.fmt)
+    format_default = ImageFormatChoice[d.image_format]
 
     def command(
         inputs: Annotated[list[str], typer.Argument(
@@ -124,26 +118,33 @@ def _command(defaults: CurateOptions, title: str, help_text: str) -> Callable[..
         faces: Annotated[FacesChoice, typer.Option(help="Faces per photo: the largest only, or all.")] = (
             faces_default),
         min_face: Annotated[float, typer.Option(
+            min=1.0,
             help="Minimum face size in pixels (side of the landmarks' bounding square, brows to chin).")] = (
             d.min_face),
-        max_yaw: Annotated[float, typer.Option(help="Largest |yaw| (left-right turn) kept, degrees.")] = (
+        max_yaw: Annotated[float, typer.Option(
+            min=0.0, max=180.0, help="Largest |yaw| (left-right turn) kept, degrees.")] = (
             d.max_yaw),
-        max_pitch: Annotated[float, typer.Option(help="Largest |pitch| (up-down tilt) kept, degrees.")] = (
+        max_pitch: Annotated[float, typer.Option(
+            min=0.0, max=180.0, help="Largest |pitch| (up-down tilt) kept, degrees.")] = (
             d.max_pitch),
-        max_roll: Annotated[float, typer.Option(help="Largest |roll| (in-plane tilt) kept, degrees.")] = (
+        max_roll: Annotated[float, typer.Option(
+            min=0.0, max=180.0, help="Largest |roll| (in-plane tilt) kept, degrees.")] = (
             d.max_roll),
         margin: Annotated[float, typer.Option(
+            min=0.0,
             help="Crop margin on each side, as a fraction of the face size (0.5 holds the hair).")] = (
             d.margin),
-        size: Annotated[int, typer.Option(help="Output crop side in pixels.")] = d.size,
+        size: Annotated[int, typer.Option(min=8, help="Output crop side in pixels.")] = d.size,
         align: Annotated[bool, typer.Option(help="Rotate crops so the eyes are level.")] = d.align,
-        fmt: Annotated[FormatChoice, typer.Option("--format", help="Crop file format.")] = format_default,
-        quality: Annotated[int, typer.Option(help="JPEG quality (with --format jpg).")] = d.quality,
+        image_format: Annotated[ImageFormatChoice, typer.Option(help="Crop file format.")] = format_default,
+        quality: Annotated[int, typer.Option(
+            min=1, max=100, help="JPEG quality (with --image-format jpg).")] = d.quality,
         dedup: Annotated[bool, typer.Option(help="Drop near-duplicate crops (perceptual hash).")] = d.dedup,
         hamming: Annotated[int, typer.Option(
+            min=0, max=64,
             help="Near-duplicate threshold: whose 64-bit pHashes differ in at most this many bits.")] = (
             d.hamming),
-        workers: Annotated[int, typer.Option(help="Worker processes (results identical to 1).")] = 1,
+        workers: Workers = 1,
         part: Annotated[str | None, typer.Option(
             help="Process only part i of N (1-based, e.g. 2/4): a fixed split by source, for several "
                  "machines; join the part folders with merge-manifests.")] = None,
@@ -157,8 +158,8 @@ def _command(defaults: CurateOptions, title: str, help_text: str) -> Callable[..
              detector=detector.value,
              fallback_detector="" if no_fallback or fallback_detector is None else fallback_detector.value,
              cascade=cascade, faces=faces.value, min_face=min_face, max_yaw=max_yaw, max_pitch=max_pitch,
-             max_roll=max_roll, margin=margin, size=size, align=align, fmt=fmt.value, quality=quality,
-             dedup=dedup, hamming=hamming)
+             max_roll=max_roll, margin=margin, size=size, align=align, image_format=image_format.value,
+             quality=quality, dedup=dedup, hamming=hamming)
 
     command.__doc__ = help_text
     return command
@@ -169,15 +170,18 @@ def merge_command(
                                                 show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Merged output folder.")],
     dedup: Annotated[bool, typer.Option(help="Drop near-duplicates across parts (first key wins).")] = True,
-    hamming: Annotated[int, typer.Option(help="Near-duplicate threshold in bits.")] = HUMAN_DEFAULTS.hamming,
+    hamming: Annotated[int, typer.Option(
+        min=0, max=64, help="Near-duplicate threshold in bits.")] = HUMAN_DEFAULTS.hamming,
     sheets: Annotated[bool, typer.Option(help="Write the contact sheets of the merged folder.")] = True,
 ) -> None:
     """Join the output folders of several --part runs into one manifest and image folder."""
+    from pda_data.curation.merge import merge_manifests
+    from pda_data.io.table import TableError
+
     try:
         summary = merge_manifests(parts, out, dedup=dedup, hamming=hamming, sheets=sheets)
     except TableError as err:
-        console.print(f"[red]error:[/] {err}", soft_wrap=True)
-        raise typer.Exit(2) from err
+        raise fail(str(err)) from err
     print_summary(summary, "merge-manifests")
 
 

@@ -1,4 +1,4 @@
-"""``pda-data demo OUT``: generate the embedded smoke-test world (over :mod:`pda_data.demo.writer`)."""
+"""``pda-data demo --out OUT``: generate the embedded smoke-test world (over :mod:`pda_data.demo.writer`)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from pda_data.cli.options import Seed, fail
+from pda_data.cli.options import err_console as console
 from pda_data.cli.progress import progress_bar
-from pda_data.demo.writer import ANNOTATIONS_NAME, TRUTH_NAME, DemoConfig, write_demo
-from pda_data.faces.models import ModelError
-
-console = Console(stderr=True)
 
 
 def demo(
-    out: Annotated[Path, typer.Argument(help="Folder to create the demo world in (created if missing).")],
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same world.")] = 0,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder to create the demo world in (created if missing).")
+    ],
+    seed: Seed = 0,
     n_cosers: Annotated[int, typer.Option(help="Raw coser photos (640x480, 1-3 faces each).", min=0)] = 8,
     n_humans: Annotated[int, typer.Option(help="Human portrait crops (256x256).", min=0)] = 8,
     n_anime: Annotated[
@@ -42,6 +41,9 @@ def demo(
     Raw coser photos (with turned, tiny and corrupt inputs), human portraits, procedural anime portraits with
     a CVAT landmark file, and demo_truth.json. Faces derive from skimage's astronaut portrait.
     """
+    from pda_data.demo.writer import ANNOTATIONS_NAME, TRUTH_NAME, DemoConfig, write_demo
+    from pda_data.faces.models import ModelError
+
     config = DemoConfig(seed=seed, n_cosers=n_cosers, n_humans=n_humans, n_anime=n_anime, verify=verify)
     total = n_cosers + n_humans + n_anime
     try:
@@ -49,8 +51,7 @@ def demo(
             task = bar.add_task("demo world", total=total)
             truth = write_demo(out, config, cascade=cascade, progress=lambda _name: bar.advance(task))
     except ModelError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(str(exc)) from exc
     faces = [f for photo in truth["cosers"] for f in photo["faces"]]
     table = Table(title=f"demo world in {out}")
     table.add_column("part")

@@ -6,54 +6,28 @@ Thin commands over :mod:`pda_data.annotations.table` (validation, the canonical 
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from pda_data.annotations.formats.records import AnnotationFormatError, ImageAnnotation
-from pda_data.annotations.formats.registry import read_annotation_source, render_format
-from pda_data.annotations.ingest import import_annotations, to_image_annotations
-from pda_data.annotations.shapes import default_shape, group_statistics, mean_shape, place_shape
-from pda_data.annotations.table import AnnotationError, points_array, read_annotations, write_annotations
-from pda_data.annotations.validate import Problem, recheck
+from pda_data.annotations.formats import FORMATS, TOOL_FORMATS
+from pda_data.cli.options import FAILED, choice, fail
+from pda_data.cli.options import err_console as console
 from pda_data.cli.progress import progress_bar
-from pda_data.faces.detectors import make_detector
-from pda_data.faces.models import ModelError
-from pda_data.io.files import atomic_write_text
-from pda_data.io.images import ImageError, load_image, save_image
-from pda_data.viz.overlay import landmark_overlay
-from pda_data.viz.sheet import contact_sheet
 
-console = Console(stderr=True)
+if TYPE_CHECKING:
+    from pda_data.annotations.validate import Problem
+
 landmarks_app = typer.Typer(
     name="landmarks",
     help="Import, check, render, export and bootstrap anime 56-point landmark annotations.",
     no_args_is_help=True,
 )
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-
-
-class FormatChoice(str, Enum):
-    cvat = "cvat"
-    labelme = "labelme"
-    coco = "coco"
-    csv = "csv"
-
-
-class ToolChoice(str, Enum):
-    cvat = "cvat"
-    labelme = "labelme"
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+FormatChoice = choice("FormatChoice", FORMATS)
+ToolChoice = choice("ToolChoice", TOOL_FORMATS)
 
 
 def _problem_table(problems: list[Problem], title: str) -> Table:
@@ -68,6 +42,8 @@ def _problem_table(problems: list[Problem], title: str) -> Table:
 
 def _write_outputs(files: dict[str, str], out: Path, many: bool) -> list[Path]:
     """Write serialized annotation files: into folder ``out`` when ``many``, else the only one as ``out``."""
+    from pda_data.io.files import atomic_write_text
+
     written = []
     for rel, text in files.items():
         target = out / rel if many else out
@@ -86,7 +62,7 @@ def import_cmd(
         ),
     ],
     images: Annotated[Path, typer.Option(help="Folder the image names in the annotations resolve against.")],
-    out: Annotated[Path, typer.Option(help="Canonical annotation file to write (Parquet).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Canonical annotation file to write (Parquet).")],
     fmt: Annotated[
         FormatChoice | None,
         typer.Option("--format", help="Annotation format; sniffed from the file when omitted."),
@@ -107,12 +83,17 @@ def import_cmd(
 
     Invalid images are listed with their reason and skipped; a file that cannot be parsed fails the command.
     """
+    from pda_data.annotations.formats.records import AnnotationFormatError
+    from pda_data.annotations.formats.registry import read_annotation_source
+    from pda_data.annotations.ingest import import_annotations
+    from pda_data.annotations.table import write_annotations
+
     if not images.is_dir():
-        raise _fail(f"{images}: --images is not a folder")
+        raise fail(f"{images}: --images is not a folder")
     try:
         used, records = read_annotation_source(annotations, fmt.value if fmt else None)
     except AnnotationFormatError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     resized = out.parent / f"{out.stem}_images" if size else None
     with progress_bar(console, unit="image") as bar:
         df, problems = import_annotations(
@@ -121,7 +102,7 @@ def import_cmd(
     if problems:
         console.print(_problem_table(problems, f"{len(problems)} invalid image(s) skipped"))
     if strict and problems:
-        raise _fail(f"{len(problems)} invalid image(s) and --strict: nothing written", 1)
+        raise fail(f"{len(problems)} invalid image(s) and --strict: nothing written", FAILED)
     write_annotations(df, out)
     console.print(
         f"{used}: {len(records)} annotated image(s), {len(df)} valid, {len(problems)} invalid -> {out}",
@@ -136,10 +117,14 @@ def check_cmd(
     strict: Annotated[bool, typer.Option(help="Exit 1 if any problem is found.")] = False,
 ) -> None:
     """Re-validate an annotation file; print its problems and per-group landmark statistics."""
+    from pda_data.annotations.shapes import group_statistics
+    from pda_data.annotations.table import AnnotationError, read_annotations
+    from pda_data.annotations.validate import recheck
+
     try:
         df = read_annotations(file)
     except AnnotationError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     problems = recheck(df, verify_images=images)
     if problems:
         console.print(_problem_table(problems, f"{len(problems)} problem(s)"))
@@ -160,42 +145,39 @@ def check_cmd(
     console.print(table)
     console.print(f"{len(problems)} problem(s) in {len(df)} image(s)", highlight=False)
     if strict and problems:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
 
 
 @landmarks_app.command("render")
 def render_cmd(
     file: Annotated[Path, typer.Argument(help="Canonical annotation file (Parquet).")],
-    out: Annotated[Path, typer.Option(help="Folder for <key>.png overlays and contact_sheet.png.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for <key>.png overlays and contact_sheet.png.")
+    ],
     indices: Annotated[bool, typer.Option(help="Number every point.")] = False,
     limit: Annotated[int | None, typer.Option(help="Render at most this many images.", min=1)] = None,
     columns: Annotated[int, typer.Option(help="Contact sheet columns.", min=1)] = 6,
     tile: Annotated[int, typer.Option(help="Contact sheet tile size in pixels.", min=32)] = 256,
 ) -> None:
     """Draw the landmarks (coloured by group, outlines joined) over every image, plus a contact sheet."""
+    from pda_data.annotations.render import SHEET_NAME, render_overlays
+    from pda_data.annotations.table import AnnotationError, read_annotations
+
     try:
         df = read_annotations(file)
     except AnnotationError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     df = df.head(limit) if limit else df
-    tiles, labels, failed = [], [], 0
     with progress_bar(console, unit="image") as bar:
-        rows = list(zip(df.itertuples(index=False), points_array(df), strict=True))
-        for row, pts in bar.track(rows, description="render"):
-            try:
-                rgb = load_image(row.path)
-            except ImageError as exc:
-                console.print(f"[yellow]skipped[/yellow] {exc}", highlight=False)
-                failed += 1
-                continue
-            overlay = landmark_overlay(rgb, pts, indices=indices)
-            save_image(out / f"{row.key}.png", overlay)
-            tiles.append(overlay)
-            labels.append(row.key)
-    if tiles:
-        save_image(out / "contact_sheet.png", contact_sheet(tiles, labels, columns=columns, tile_size=tile))
+        task = bar.add_task("render", total=len(df))
+        result = render_overlays(
+            df, out, indices=indices, columns=columns, tile=tile, on_image=lambda: bar.advance(task)
+        )
+    for message in result.unreadable:
+        console.print(f"[yellow]skipped[/yellow] {message}", highlight=False)
     console.print(
-        f"{len(tiles)} overlay(s) and contact_sheet.png in {out}; {failed} unreadable image(s)",
+        f"{len(result.drawn)} overlay(s) and {SHEET_NAME} in {out}; {len(result.unreadable)} unreadable "
+        "image(s)",
         highlight=False,
     )
 
@@ -204,15 +186,21 @@ def render_cmd(
 def export_cmd(
     file: Annotated[Path, typer.Argument(help="Canonical annotation file (Parquet).")],
     fmt: Annotated[FormatChoice, typer.Option("--format", help="Format to write.")],
-    out: Annotated[Path, typer.Option(help="Output file (a folder for labelme: one JSON per image).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output file (a folder for labelme: one JSON per image).")
+    ],
 ) -> None:
     """Write an annotation file in a tool's format; importing it back gives the same points."""
+    from pda_data.annotations.formats.registry import render_format
+    from pda_data.annotations.ingest import to_image_annotations
+    from pda_data.annotations.table import AnnotationError, read_annotations
+
     try:
         df = read_annotations(file)
     except AnnotationError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     root, records = to_image_annotations(df)
-    written = _write_outputs(render_format(records, fmt.value), out, fmt is FormatChoice.labelme)
+    written = _write_outputs(render_format(records, fmt.value), out, fmt.value == "labelme")
     console.print(
         f"{len(records)} image(s) -> {len(written)} {fmt.value} file(s) at {out}; image names are "
         f"relative to {root} (import with --images {root})",
@@ -223,7 +211,7 @@ def export_cmd(
 @landmarks_app.command("bootstrap")
 def bootstrap_cmd(
     images: Annotated[Path, typer.Option(help="Folder of anime portraits to pre-annotate.")],
-    out: Annotated[Path, typer.Option(help="Output file (cvat) or folder (labelme).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (cvat) or folder (labelme).")],
     fmt: Annotated[ToolChoice, typer.Option("--format", help="Annotation tool format.")] = ToolChoice.cvat,
     shape: Annotated[
         Path | None,
@@ -237,13 +225,25 @@ def bootstrap_cmd(
     ] = None,
 ) -> None:
     """Pre-annotate: detect each anime face and place a mean 56-point shape in its box, to be corrected."""
+    import numpy as np
+
+    from pda_data.annotations.formats.records import ImageAnnotation
+    from pda_data.annotations.formats.registry import render_format
+    from pda_data.annotations.shapes import default_shape, mean_shape, place_shape
+    from pda_data.annotations.table import AnnotationError, points_array, read_annotations
+    from pda_data.annotations.validate import Problem
+    from pda_data.faces.detectors import make_detector
+    from pda_data.faces.models import ModelError
+    from pda_data.io.images import ImageError, load_image
+    from pda_data.io.sources import IMAGE_SUFFIXES
+
     if not images.is_dir():
-        raise _fail(f"{images}: --images is not a folder")
+        raise fail(f"{images}: --images is not a folder")
     try:
         unit = mean_shape(points_array(read_annotations(shape))) if shape else default_shape()
         detector = make_detector("anime-lbp", cascade)
     except (AnnotationError, ModelError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     files = sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     records, skipped = [], []
     with progress_bar(console, unit="image") as bar:
@@ -263,7 +263,7 @@ def bootstrap_cmd(
             records.append(ImageAnnotation(name, placed, width=w, height=h))
     if skipped:
         console.print(_problem_table(skipped, f"{len(skipped)} image(s) not pre-annotated"))
-    written = _write_outputs(render_format(records, fmt.value), out, fmt is ToolChoice.labelme)
+    written = _write_outputs(render_format(records, fmt.value), out, fmt.value == "labelme")
     console.print(
         f"{len(records)} of {len(files)} image(s) pre-annotated -> {len(written)} {fmt.value} file(s) "
         f"at {out}",

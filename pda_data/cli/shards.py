@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -10,27 +9,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pda_data.cli.options import FAILED, ImageFormatChoice, RoleChoice, Seed, SplitChoice, fail
+from pda_data.cli.options import err_console as err
 from pda_data.cli.progress import progress_bar
-from pda_data.io.images import save_image
-from pda_data.io.table import TableError
-from pda_data.shards.export import export_hf as export_dataset
-from pda_data.shards.index import ROLES, ShardError, read_index, shard_entries
-from pda_data.shards.pack import pack as pack_shards
-from pda_data.shards.sampling import random_samples
-from pda_data.shards.verify import verify as verify_shards
-from pda_data.viz.sheet import sample_sheet
+from pda_data.shards.names import PACK_FLAGS
 
 console = Console()
-err = Console(stderr=True, soft_wrap=True)  # one line per error, however long
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(2)
 
 
 def pack(
-    out: Annotated[Path, typer.Option("--out", help="Shard set folder (created; index.json is rewritten).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Shard set folder (created; index.json is rewritten).")
+    ],
     cosers: Annotated[Path | None, typer.Option(help="Curated coser folder (crop-cosers output).")] = None,
     humans: Annotated[Path | None, typer.Option(help="Curated human folder (crop-humans output).")] = None,
     anime: Annotated[
@@ -40,17 +30,23 @@ def pack(
     highlights: Annotated[Path | None, typer.Option(help="Highlight-classifier synthesis folder.")] = None,
     test_fraction: Annotated[
         float,
-        typer.Option(help="Share of keys in the test split, chosen by key hash (stable as data grows)."),
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of keys in the test split, chosen by key hash (stable as data grows); below 1.",
+        ),
     ] = 0.1,
-    shard_size: Annotated[int, typer.Option(help="Most samples per shard.")] = 1000,
-    max_shard_bytes: Annotated[int, typer.Option(help="Most bytes per shard (default 1 GiB).")] = 1 << 30,
+    shard_size: Annotated[int, typer.Option(min=1, help="Most samples per shard.")] = 1000,
+    max_shard_bytes: Annotated[
+        int, typer.Option(min=1, help="Most bytes per shard (default 1 GiB).")
+    ] = 1 << 30,
     image_format: Annotated[
-        str,
+        ImageFormatChoice,
         typer.Option(
             help="Image member format: png (lossless; zlib 6 with the fast-decoding 'up' filter) or jpg "
             "(q95 4:4:4: ~3x smaller shards and ~2x faster streams, not lossless)."
         ),
-    ] = "png",
+    ] = ImageFormatChoice["png"],
     seed: Annotated[int, typer.Option(help="Seed of the sample shuffle across shards.")] = 0,
 ) -> None:
     """Pack each given input into train/test WebDataset shards per role and write SHARDS/index.json.
@@ -59,6 +55,10 @@ def pack(
     temporary name and renamed, so an interrupted pack leaves no partial shard; rerunning is safe. Inputs
     that cannot be used (missing or corrupt image, bad landmarks, duplicate key) are listed and skipped.
     """
+    from pda_data.io.table import TableError
+    from pda_data.shards.index import ShardError
+    from pda_data.shards.pack import pack as pack_shards
+
     given = {
         "coser": cosers,
         "human": humans,
@@ -68,31 +68,9 @@ def pack(
     }
     sources = {role: path for role, path in given.items() if path is not None}
     if not sources:
-        raise _fail(
-            "nothing to pack: give at least one of --cosers, --humans, --anime, --structure, --highlights"
+        raise fail(
+            f"nothing to pack: give at least one of {', '.join(PACK_FLAGS.values())}"
         )
-    flags = {
-        "coser": "--cosers",
-        "human": "--humans",
-        "anime": "--anime",
-        "structure": "--structure",
-        "highlight": "--highlights",
-    }
-    args = ["pda-data", "pack", "--out", str(out)]
-    args += [a for role, path in sources.items() for a in (flags[role], str(path))]
-    args += [
-        "--test-fraction",
-        str(test_fraction),
-        "--shard-size",
-        str(shard_size),
-        "--max-shard-bytes",
-        str(max_shard_bytes),
-        "--image-format",
-        image_format,
-        "--seed",
-        str(seed),
-    ]
-    command = shlex.join(args)
     try:
         with progress_bar(err, transient=True) as progress:
             tasks: dict[str, int] = {}
@@ -108,13 +86,12 @@ def pack(
                 test_fraction=test_fraction,
                 shard_size=shard_size,
                 max_shard_bytes=max_shard_bytes,
-                image_format=image_format,
+                image_format=image_format.value,
                 seed=seed,
-                command=command,
                 on_sample=tick,
             )
     except (TableError, ShardError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     for problem in result.problems:
         err.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
     table = Table(title=f"packed {out}")
@@ -142,36 +119,47 @@ def verify(
     ] = False,
 ) -> None:
     """Check every shard against the index (present, byte size, sha256, sample count); exit 1 on problems."""
+    from pda_data.shards.index import ShardError, read_index, shard_entries
+    from pda_data.shards.verify import verify as verify_shards
+
     try:
         with progress_bar(err, transient=True) as progress:
             index = read_index(shards)
             task = progress.add_task("verify", total=len(shard_entries(index)))
             problems, checked = verify_shards(shards, deep=deep, on_shard=lambda _: progress.advance(task))
     except ShardError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     for problem in problems:
         err.print(f"[red]problem[/red] {problem}", highlight=False)
     bad = len({p.where for p in problems})
     mode = "deep" if deep else "index"
     console.print(f"verified ({mode}) {checked} shard(s): {len(problems)} problem(s) in {bad} file(s)")
     if problems:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
 
 
 def inspect(
     shards: Annotated[Path, typer.Argument(help="Shard set folder holding index.json.")],
     out: Annotated[
-        Path | None, typer.Option(help="Folder for the contact sheets (default SHARDS/inspect).")
+        Path | None,
+        typer.Option("--out", "-o", help="Folder for the contact sheets (default SHARDS/inspect)."),
     ] = None,
-    split: Annotated[str, typer.Option(help="Split to sample for the sheets.")] = "train",
-    count: Annotated[int, typer.Option(help="Random samples per role sheet.")] = 16,
-    seed: Annotated[int, typer.Option(help="Seed of the sample choice.")] = 0,
+    split: Annotated[
+        SplitChoice, typer.Option(help="Split to sample for the sheets.")
+    ] = SplitChoice["train"],
+    count: Annotated[int, typer.Option(min=1, help="Random samples per role sheet.")] = 16,
+    seed: Seed = 0,
 ) -> None:
     """Print the index as a table and write a contact sheet per role (random samples, landmarks drawn)."""
+    from pda_data.io.images import save_image
+    from pda_data.shards.index import ShardError, read_index
+    from pda_data.shards.sampling import random_samples
+    from pda_data.viz.sheet import sample_sheet
+
     try:
         index = read_index(shards)
     except ShardError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     table = Table(title=f"{shards} (schema v{index.get('schema_version')})")
     for col in ("role", "schema", "format", "split", "shards", "samples", "MiB"):
         table.add_column(col, justify="right" if col in ("shards", "samples", "MiB") else "left")
@@ -191,7 +179,7 @@ def inspect(
     folder = out if out is not None else Path(shards) / "inspect"
     for role in index["roles"]:
         try:
-            sheet = sample_sheet(random_samples(shards, role, split=split, count=count, seed=seed))
+            sheet = sample_sheet(random_samples(shards, role, split=split.value, count=count, seed=seed))
         except ShardError as exc:
             err.print(f"[yellow]no sheet[/yellow] {exc}", highlight=False)
             continue
@@ -201,9 +189,9 @@ def inspect(
 
 def export_hf(
     shards: Annotated[Path, typer.Argument(help="Shard set folder holding index.json.")],
-    role: Annotated[str, typer.Option(help=f"Role to export: {', '.join(ROLES)}.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for datasets.Dataset.save_to_disk.")],
-    split: Annotated[str, typer.Option(help="Split to export.")] = "train",
+    role: Annotated[RoleChoice, typer.Option(help="Role to export.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for datasets.Dataset.save_to_disk.")],
+    split: Annotated[SplitChoice, typer.Option(help="Split to export.")] = SplitChoice["train"],
     cache_dir: Annotated[Path | None, typer.Option(help="Hugging Face datasets cache folder.")] = None,
     push_to_hub: Annotated[
         str | None, typer.Option(help="Also push to this Hub repo id (needs network and a token).")
@@ -213,13 +201,18 @@ def export_hf(
     ] = None,
 ) -> None:
     """Save one role's split as a Hugging Face `datasets` dataset on disk (read with load_from_disk)."""
+    from pda_data.shards.export import export_hf as export_dataset
+    from pda_data.shards.index import ShardError
+
+    role_name, split_name = role.value, split.value
     try:
-        ds = export_dataset(shards, role, out, split=split, cache_dir=cache_dir)
+        ds = export_dataset(shards, role_name, out, split=split_name, cache_dir=cache_dir)
     except ShardError as exc:
-        raise _fail(str(exc)) from exc
-    console.print(f"saved {len(ds)} {role}/{split} samples to {out} (columns: {', '.join(ds.column_names)})")
+        raise fail(str(exc)) from exc
+    columns = ", ".join(ds.column_names)
+    console.print(f"saved {len(ds)} {role_name}/{split_name} samples to {out} (columns: {columns})")
     if push_to_hub:
-        ds.push_to_hub(push_to_hub, split=split, token=token)
+        ds.push_to_hub(push_to_hub, split=split_name, token=token)
         console.print(f"pushed to https://huggingface.co/datasets/{push_to_hub}")
 
 

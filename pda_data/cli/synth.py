@@ -5,32 +5,23 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from pda_data.cli.options import Seed, Workers, fail
+from pda_data.cli.options import err_console as console
 from pda_data.cli.progress import progress_bar
-from pda_data.io.table import MANIFEST_NAME, TableError
-from pda_data.synthesis.augportrait import FusionOptions
-from pda_data.synthesis.highlights import Levels
-from pda_data.synthesis.jobs import SHEET_NAME, SynthSummary, run_synth
-from pda_data.synthesis.structure import ABNORMAL_KINDS
-from pda_data.synthesis.tasks import (
-    Face,
-    Task,
-    load_anime_faces,
-    load_portrait_faces,
-    plan_aug,
-    plan_highlights,
-    plan_structure,
-)
+from pda_data.synthesis.options import ABNORMAL_KINDS, DEFAULT_FUSION, DEFAULT_LEVELS, FusionOptions, Levels
 
-console = Console(stderr=True)
+if TYPE_CHECKING:
+    from pda_data.synthesis.jobs import SynthSummary
+    from pda_data.synthesis.tasks import Face, Task
+
 _SHOWN_PROBLEMS = 10
 
-FUSION = FusionOptions()
+FUSION = DEFAULT_FUSION
 Out = Annotated[
     Path,
     typer.Option(
@@ -41,8 +32,6 @@ Out = Annotated[
     ),
 ]
 Count = Annotated[int, typer.Option("--n", min=1, help="Number of samples to make.")]
-Seed = Annotated[int, typer.Option(help="Random seed; the same seed and inputs give the same samples.")]
-Workers = Annotated[int, typer.Option(min=1, help="Worker processes (results identical for any number).")]
 SheetRows = Annotated[
     int, typer.Option(min=0, help="Samples shown in contact_sheet.jpg (input | mask | result).")
 ]
@@ -59,18 +48,20 @@ Legit = Annotated[
 
 
 def _inputs(loader: Any, path: Path, what: str) -> list[Face]:
+    from pda_data.io.table import TableError
+
     try:
         faces = loader(path)
     except TableError as err:
-        console.print(f"[red]error:[/] {err}", soft_wrap=True)
-        raise typer.Exit(2) from err
+        raise fail(str(err)) from err
     if not faces:
-        console.print(f"[red]error:[/] {path}: no usable {what} faces")
-        raise typer.Exit(2)
+        raise fail(f"{path}: no usable {what} faces")
     return faces
 
 
 def _execute(job: str, title: str, tasks: Sequence[Task], out: Path, workers: int) -> None:
+    from pda_data.synthesis.jobs import run_synth
+
     try:
         with progress_bar(console, unit="sample") as progress:
             bar = progress.add_task(title, total=len(tasks))
@@ -82,6 +73,9 @@ def _execute(job: str, title: str, tasks: Sequence[Task], out: Path, workers: in
 
 
 def _print_summary(summary: SynthSummary, title: str, out: Path) -> None:
+    from pda_data.io.table import MANIFEST_NAME
+    from pda_data.synthesis.jobs import SHEET_NAME
+
     table = Table(title=title)
     table.add_column("")
     table.add_column("count", justify="right")
@@ -113,7 +107,7 @@ def synth_structure(
         float, typer.Option(min=0.0, help="Grow a cut eye/mouth region by this fraction of its size.")
     ] = 0.15,
     feather: Annotated[
-        float, typer.Option(min=0.0, help="Soft edge of pasted/filled regions (Gaussian sigma, px).")
+        float, typer.Option(min=0.0, help="Soft edge of pasted/filled regions: Gaussian sigma in pixels.")
     ] = 1.5,
     sheet_rows: SheetRows = 8,
 ) -> None:
@@ -126,6 +120,8 @@ def synth_structure(
     unknown = sorted(set(chosen) - set(ABNORMAL_KINDS))
     if unknown or not chosen:
         raise typer.BadParameter(f"unknown kind(s) {unknown}; choose from {', '.join(ABNORMAL_KINDS)}")
+    from pda_data.synthesis.tasks import load_anime_faces, plan_structure
+
     faces = _inputs(load_anime_faces, anime, "anime")
     options = {"margin": margin, "feather": feather}
     tasks = plan_structure(faces, n, seed, legit_fraction, chosen, options, sheet_rows)
@@ -141,23 +137,27 @@ def synth_highlights(
     workers: Workers = 1,
     legit_fraction: Legit = 0.5,
     black: Annotated[
-        float, typer.Option(help="Levels input black point (0-1): darker values become 0.")
-    ] = Levels.black,
+        float, typer.Option(min=0.0, max=1.0, help="Levels input black point (0-1): darker values become 0.")
+    ] = DEFAULT_LEVELS.black,
     white: Annotated[
-        float, typer.Option(help="Levels input white point (0-1): brighter values become 1.")
-    ] = Levels.white,
+        float,
+        typer.Option(min=0.0, max=1.0, help="Levels input white point (0-1): brighter values become 1.")
+    ] = DEFAULT_LEVELS.white,
     gamma: Annotated[
-        float, typer.Option(help="Levels midtone gamma (>1 brightens the midtones).")
-    ] = Levels.gamma,
+        float, typer.Option(min=0.001, help="Levels midtone gamma (>1 brightens the midtones).")
+    ] = DEFAULT_LEVELS.gamma,
     threshold: Annotated[
-        float, typer.Option(help="Adjusted luminance (0-1) at or above which a pixel is a highlight.")
-    ] = Levels.threshold,
+        float,
+        typer.Option(min=0.0, max=1.0, help="Luminance (0-1, after levels) from which a pixel is lit."),
+    ] = DEFAULT_LEVELS.threshold,
     min_coverage: Annotated[
         float,
-        typer.Option(help="Reject pairs whose highlights cover less of the anime face than this fraction."),
+        typer.Option(
+            min=0.0, max=1.0, help="Reject pairs whose highlights cover less than this share of the face."
+        ),
     ] = 0.01,
     feather: Annotated[
-        float, typer.Option(min=0.0, help="Soft edge of the warped highlight mask (sigma, px).")
+        float, typer.Option(min=0.0, help="Soft edge of the warped highlight mask: Gaussian sigma in pixels.")
     ] = 1.0,
     sheet_rows: SheetRows = 8,
 ) -> None:
@@ -171,6 +171,8 @@ def synth_highlights(
         levels = Levels(black=black, white=white, gamma=gamma, threshold=threshold)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
+    from pda_data.synthesis.tasks import load_anime_faces, load_portrait_faces, plan_highlights
+
     human_faces = _inputs(load_portrait_faces, humans, "human")
     anime_faces = _inputs(load_anime_faces, anime, "anime")
     options = {"levels": levels, "feather": feather, "min_coverage": min_coverage}
@@ -200,7 +202,8 @@ def synth_aug(
         float, typer.Option(min=0.0, max=1.0, help="Highest random colour-match strength.")
     ] = FUSION.colour_strength[1],
     feather_min: Annotated[
-        float, typer.Option(min=0.0, help="Lowest seam feather, as a fraction of the brow-to-chin distance.")
+        float,
+        typer.Option(min=0.0, help="Lowest seam feather: Gaussian sigma / brow-to-chin distance."),
     ] = FUSION.feather[0],
     feather_max: Annotated[
         float, typer.Option(min=0.0, help="Highest seam feather (same unit).")
@@ -214,6 +217,8 @@ def synth_aug(
     """
     if colour_min > colour_max or feather_min > feather_max:
         raise typer.BadParameter("each --*-min must not exceed its --*-max")
+    from pda_data.synthesis.tasks import load_portrait_faces, plan_aug
+
     human_faces = _inputs(load_portrait_faces, humans, "human")
     coser_faces = _inputs(load_portrait_faces, cosers, "coser")
     strength = (colour_min, colour_max) if colour_match else (0.0, 0.0)

@@ -8,116 +8,27 @@ over many inputs (workers, resume, parts, duplicates) is :mod:`pda_data.curation
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from pda_data.curation.dedup import phash
+from pda_data.curation.options import CurateOptions
 from pda_data.curation.table import NOT_FRONTAL, TOO_SMALL
 from pda_data.faces.detection import Detection, Detector
 from pda_data.faces.detectors import make_detector
 from pda_data.faces.landmarks import Landmarker, predictor_box
 from pda_data.faces.pose import head_pose
+from pda_data.geometry.crop import crop_face
 from pda_data.io.table import STATUS_KEPT, STATUS_REJECTED
-from pda_data.schema import HUMAN68
 
-# The crop centre sits this fraction of the face size above the landmarks' centre, so the hair fits.
-_HEAD_SHIFT = 0.15
 # An anime-lbp box spans the whole head; dlib's predictor expects a box about this fraction of it,
 # a little lower (measured against dlib-hog boxes on real portraits).
 _LBP_FACE_FRACTION = 0.7
 _LBP_FACE_DROP = 0.03
 
 
-@dataclass(frozen=True)
-class CurateOptions:
-    """Everything that decides what a run keeps and how crops look (see the CLI help for each)."""
-
-    detector: str = "dlib-hog"
-    fallback_detector: str | None = None
-    cascade: Path | None = None
-    faces: Literal["largest", "all"] = "largest"
-    min_face: float = 64.0
-    max_yaw: float = 30.0
-    max_pitch: float = 25.0
-    max_roll: float = 30.0
-    margin: float = 0.5
-    size: int = 256
-    align: bool = True
-    fmt: Literal["png", "jpg"] = "png"
-    quality: int = 95
-    dedup: bool = True
-    hamming: int = 2  # most differing pHash bits of a near-duplicate (merge-manifests uses it too)
-
-
-COSER_DEFAULTS = CurateOptions(detector="anime-lbp", fallback_detector="dlib-hog")
-HUMAN_DEFAULTS = CurateOptions(detector="dlib-hog")
-
-
-def with_overrides(base: CurateOptions, **overrides: Any) -> CurateOptions:
-    """``base`` with the given fields replaced (None values keep the default)."""
-    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
-
-
 # ----------------------------------------------------------------------------------------------- geometry
-
-
-def crop_face(
-    rgb: np.ndarray, points68: np.ndarray, *, margin: float, size: int, align: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Square head crop of a face: (size x size crop, the 68 points in crop pixels, 2x3 affine image->crop).
-
-    The face size is the larger side of the landmarks' bounding box (brows to chin); the crop side is that
-    times ``1 + 2 * margin`` and its centre sits a little above the landmarks' centre, so ``margin=0.5`` holds
-    the hair and a bit of neck. ``align`` rotates the crop so the eye centres are level. Areas outside the
-    photo repeat its border pixels.
-    """
-    pts = HUMAN68.check_shape(points68)
-    angle = 0.0
-    if align:
-        left, right = HUMAN68.eye_centres(pts)
-        angle = math.atan2(right[1] - left[1], right[0] - left[0])
-    cos, sin = math.cos(angle), math.sin(angle)
-    to_level = np.array([[cos, sin], [-sin, cos]])  # rotation by -angle
-    origin = pts.mean(axis=0)
-    local = (pts - origin) @ to_level.T
-    lo, hi = local.min(axis=0), local.max(axis=0)
-    face = float(max(hi - lo))
-    side = max(face, 1.0) * (1.0 + 2.0 * margin)
-    centre = origin + ((lo + hi) / 2.0 - np.array([0.0, _HEAD_SHIFT * face])) @ to_level
-    linear = (size / side) * to_level
-    shift = np.full(2, (size - 1) / 2.0) - linear @ centre
-    matrix = np.hstack([linear, shift[:, None]])
-    crop = _warp_square(rgb, matrix, size)
-    return crop, pts @ linear.T + shift, matrix
-
-
-def _warp_square(rgb: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """``cv2.warpAffine`` to a size x size square, area-averaging first when it shrinks (no aliasing)."""
-    scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
-    h, w = rgb.shape[:2]
-    border = {"borderMode": cv2.BORDER_REPLICATE}
-    if scale >= 0.9:
-        flags = cv2.INTER_CUBIC if scale > 1.1 else cv2.INTER_LINEAR
-        return cv2.warpAffine(rgb, matrix, (size, size), flags=flags, **border)
-    corners = np.array([[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1], [size - 1, size - 1, 1]], np.float64)
-    back = corners @ cv2.invertAffineTransform(matrix).T
-    x0, y0 = np.clip(np.floor(back.min(axis=0)).astype(int) - 2, 0, [w - 1, h - 1])
-    x1, y1 = np.clip(np.ceil(back.max(axis=0)).astype(int) + 3, [x0 + 1, y0 + 1], [w, h])
-    roi = rgb[y0:y1, x0:x1]
-    nw, nh = max(1, round(roi.shape[1] * scale)), max(1, round(roi.shape[0] * scale))
-    small = cv2.resize(roi, (nw, nh), interpolation=cv2.INTER_AREA)
-    fx, fy = nw / roi.shape[1], nh / roi.shape[0]
-    # Pixel centre u of ``small`` is image x = (u + 0.5) / fx - 0.5 + x0 (and likewise for y).
-    to_image = np.array([[1 / fx, 0, 0.5 / fx - 0.5 + x0], [0, 1 / fy, 0.5 / fy - 0.5 + y0]])
-    linear = matrix[:, :2] @ to_image[:, :2]
-    shift = matrix[:, :2] @ to_image[:, 2] + matrix[:, 2]
-    composed = np.hstack([linear, shift[:, None]])
-    return cv2.warpAffine(small, composed, (size, size), flags=cv2.INTER_LINEAR, **border)
 
 
 def _lbp_predictor_box(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:

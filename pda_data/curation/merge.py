@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from pda_data.curation.dedup import NearDuplicateIndex
-from pda_data.curation.engine import CurateOptions
+from pda_data.curation.options import CurateOptions
 from pda_data.curation.run import RunSummary, load_progress, summarize
 from pda_data.curation.sheets import write_sheets
 from pda_data.curation.table import DUPLICATE, portrait_frame, write_portraits

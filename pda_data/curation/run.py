@@ -25,7 +25,8 @@ import cv2
 import pandas as pd
 
 from pda_data.curation.dedup import NearDuplicateIndex
-from pda_data.curation.engine import CurateOptions, Models, analyze_faces
+from pda_data.curation.engine import Models, analyze_faces
+from pda_data.curation.options import CurateOptions
 from pda_data.curation.sheets import write_sheets
 from pda_data.curation.table import (
     DEFAULTS,
@@ -70,7 +71,7 @@ def _row(item: SourceItem, sha: str, face_index: int, **values: Any) -> dict[str
 
 
 def image_name(key: str, options: CurateOptions) -> str:
-    return f"{IMAGES_DIR}/{key}.{options.fmt}"
+    return f"{IMAGES_DIR}/{key}.{options.image_format}"
 
 
 @dataclass

@@ -7,9 +7,10 @@ The backends live in :mod:`pda_data.faces.detectors`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 DetectorName = Literal["anime-lbp", "dlib-hog", "dlib-cnn"]
 DETECTORS: tuple[str, ...] = ("anime-lbp", "dlib-hog", "dlib-cnn")

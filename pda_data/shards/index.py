@@ -18,8 +18,6 @@ from pda_data.io.files import atomic_write_text
 from pda_data.schema import ANIME56, HUMAN68, LandmarkSchema
 
 INDEX_NAME = "index.json"
-ROLES: tuple[str, ...] = ("coser", "human", "anime", "structure", "highlight")
-SPLITS: tuple[str, ...] = ("train", "test")
 CLASSIFIER_ROLES: tuple[str, ...] = ("structure", "highlight")
 ROLE_SCHEMA: dict[str, LandmarkSchema] = {
     "coser": HUMAN68,
@@ -28,7 +26,6 @@ ROLE_SCHEMA: dict[str, LandmarkSchema] = {
     "structure": ANIME56,
     "highlight": ANIME56,
 }
-IMAGE_FORMATS: tuple[str, ...] = ("png", "jpg")
 SHARD_RE = re.compile(r"^(?P<role>[a-z]+)-(?P<split>[a-z]+)-(?P<n>\d{6})\.tar$")
 
 

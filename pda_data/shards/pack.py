@@ -19,12 +19,9 @@ from pda_data.io.files import atomic_path, sha256_file
 from pda_data.io.images import ImageError
 from pda_data.schema import SCHEMA_VERSION
 from pda_data.shards.index import (
-    IMAGE_FORMATS,
     INDEX_NAME,
     ROLE_SCHEMA,
-    ROLES,
     SHARD_RE,
-    SPLITS,
     Problem,
     read_index,
     shard_path,
@@ -32,6 +29,7 @@ from pda_data.shards.index import (
     write_index,
 )
 from pda_data.shards.items import role_items
+from pda_data.shards.names import IMAGE_FORMATS, ROLES, SPLITS, pack_command
 from pda_data.shards.sample import PackItem, encode_sample
 from pda_data.shards.tar import TAR_BLOCK, add_member, member_size
 
@@ -99,14 +97,14 @@ def pack(
     max_shard_bytes: int = 1 << 30,
     image_format: str = "png",
     seed: int = 0,
-    command: str = "",
     on_sample: Callable[[str], None] | None = None,
 ) -> PackResult:
     """Pack each ``sources[role]`` folder/file into train/test shards under ``out`` and (re)write the index.
 
     Roles not in ``sources`` keep their entries from an existing index, so roles can be packed one at a time.
     Splits follow :func:`split_of`; samples are shuffled across shards with ``seed``. Unusable inputs are
-    skipped and returned as problems. ``on_sample(role)`` is called once per input item (progress).
+    skipped and returned as problems. ``on_sample(role)`` is called once per input item (progress). The
+    index records the equivalent command line (:func:`pda_data.shards.names.pack_command`).
     """
     unknown = set(sources) - set(ROLES)
     if unknown:
@@ -117,6 +115,15 @@ def pack(
         raise ValueError(f"test fraction {test_fraction} outside [0, 1)")
     if shard_size < 1 or max_shard_bytes < 1:
         raise ValueError("shard size and max shard bytes must be positive")
+    command = pack_command(
+        out,
+        sources,
+        test_fraction=test_fraction,
+        shard_size=shard_size,
+        max_shard_bytes=max_shard_bytes,
+        image_format=image_format,
+        seed=seed,
+    )
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     index_path = root / INDEX_NAME

@@ -18,6 +18,7 @@ import torch
 from pda_data.geometry.masks import face_axes, face_mask
 from pda_data.geometry.warp import tps_grid
 from pda_data.schema import HUMAN68, normalize_points
+from pda_data.synthesis.options import DEFAULT_FUSION, FusionOptions
 
 # Points that steer the warp: the inner lip is left out, its points coincide whenever the mouth is closed.
 _WARP_GROUPS = (
@@ -31,30 +32,6 @@ _WARP_GROUPS = (
     "outer_lip",
 )
 _MIN_SPACING = 1.0  # px: target points closer than this are merged, or the spline system turns singular
-
-
-@dataclass(frozen=True)
-class FusionOptions:
-    """How an Aug-Portrait is fused: one definition for ``synth-aug``, the training stream and manifests.
-
-    ``colour_strength`` is the range of the random colour-matching strength ((0, 0) turns it off) and
-    ``feather`` the range of the mask feather (Gaussian sigma) as a fraction of the coser's brow-to-chin
-    distance; ``grid`` is the spline's coarse evaluation grid (cells per side).
-    """
-
-    grid: int = 32
-    colour_strength: tuple[float, float] = (0.5, 1.0)
-    feather: tuple[float, float] = (0.03, 0.06)
-
-    def __post_init__(self) -> None:
-        if self.grid < 2:
-            raise ValueError(f"grid must be >= 2, got {self.grid}")
-        for name in ("colour_strength", "feather"):
-            low, high = getattr(self, name)
-            if not 0.0 <= low <= high:
-                raise ValueError(f"{name} must be a range 0 <= low <= high, got ({low}, {high})")
-        if self.colour_strength[1] > 1.0:
-            raise ValueError(f"colour_strength must not exceed 1, got {self.colour_strength}")
 
 
 @dataclass(frozen=True)
@@ -130,7 +107,7 @@ def fuse_parts(
     coser: np.ndarray,
     coser_lm: np.ndarray,
     rng: np.random.Generator,
-    options: FusionOptions = FusionOptions(),
+    options: FusionOptions = DEFAULT_FUSION,
 ) -> Fusion:
     """:func:`fuse` with its intermediate products. Raises ValueError on degenerate landmarks."""
     h_pts, c_pts = HUMAN68.check_shape(human_lm), HUMAN68.check_shape(coser_lm)
@@ -169,7 +146,7 @@ def fuse(
     coser: np.ndarray,
     coser_lm: np.ndarray,
     rng: np.random.Generator,
-    options: FusionOptions = FusionOptions(),
+    options: FusionOptions = DEFAULT_FUSION,
 ) -> np.ndarray:
     """An Aug-Portrait sample: ``human``'s face in the shape of ``coser``'s, pasted into ``coser``.
 

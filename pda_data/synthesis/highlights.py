@@ -17,36 +17,10 @@ import numpy as np
 from pda_data.geometry.masks import face_mask, forehead_mask
 from pda_data.geometry.warp import piecewise_affine_warp
 from pda_data.schema import ANIME56, HUMAN68, HUMAN_TO_ANIME
+from pda_data.synthesis.options import DEFAULT_LEVELS, Levels
 from pda_data.synthesis.structure import SynthesisError
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-
-
-@dataclass(frozen=True)
-class Levels:
-    """Photoshop-style levels on [0, 1] values, then a threshold on the adjusted luminance.
-
-    The defaults keep the specular shine of typical selfies (nose bridge, cheeks, chin: the top few percent
-    of face luminance) and drop the evenly lit skin.
-    """
-
-    black: float = 0.70
-    white: float = 0.98
-    gamma: float = 1.0
-    threshold: float = 0.6
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.black < self.white <= 1.0:
-            raise ValueError(
-                f"levels need 0 <= black < white <= 1, got black={self.black} white={self.white}"
-            )
-        if self.gamma <= 0:
-            raise ValueError(f"gamma must be positive, got {self.gamma}")
-
-    def apply(self, rgb: np.ndarray) -> np.ndarray:
-        """The adjusted image, float32 in [0, 1], same shape as ``rgb`` (uint8)."""
-        x = (rgb.astype(np.float32) / 255.0 - self.black) / (self.white - self.black)
-        return np.clip(x, 0.0, 1.0) ** np.float32(1.0 / self.gamma)
 
 
 @dataclass(frozen=True)
@@ -58,15 +32,21 @@ class HighlightSample:
     region: np.ndarray  # bool (H, W): anime face mask minus forehead
 
 
+def adjust_levels(rgb: np.ndarray, levels: Levels) -> np.ndarray:
+    """``rgb`` (uint8) through the levels adjustment: float32 in [0, 1], same shape."""
+    x = (rgb.astype(np.float32) / 255.0 - levels.black) / (levels.white - levels.black)
+    return np.clip(x, 0.0, 1.0) ** np.float32(1.0 / levels.gamma)
+
+
 def extract_highlights(
-    rgb: np.ndarray, points68: np.ndarray, levels: Levels = Levels(), min_area: int = 9
+    rgb: np.ndarray, points68: np.ndarray, levels: Levels = DEFAULT_LEVELS, min_area: int = 9
 ) -> tuple[np.ndarray, np.ndarray]:
     """The highlight layer (uint8 RGB, black elsewhere) and its mask (float32, 0/1) of a human portrait.
 
     Only the face below the brows counts; specks smaller than ``min_area`` pixels are dropped.
     """
     shape = rgb.shape[:2]
-    adjusted = levels.apply(rgb)
+    adjusted = adjust_levels(rgb, levels)
     bright = (adjusted @ _LUMA) >= levels.threshold
     allowed = (face_mask(points68, HUMAN68, shape) > 0.5) & (forehead_mask(points68, HUMAN68, shape) < 0.5)
     mask = (bright & allowed).astype(np.uint8)
@@ -84,7 +64,7 @@ def synthesize_highlights(
     anime: np.ndarray,
     anime_lm: np.ndarray,
     *,
-    levels: Levels = Levels(),
+    levels: Levels = DEFAULT_LEVELS,
     feather: float = 1.0,
     min_coverage: float = 0.01,
 ) -> HighlightSample:

@@ -25,9 +25,10 @@ import pandas as pd
 from pda_data.io.images import ImageError, load_image, save_image
 from pda_data.io.table import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, STATUS_REJECTED, TableError
 from pda_data.schema import flatten_points
-from pda_data.synthesis.augportrait import FusionOptions, fuse_parts
+from pda_data.synthesis.augportrait import fuse_parts
 from pda_data.synthesis.highlights import synthesize_highlights
-from pda_data.synthesis.structure import LEGIT, SynthesisError, synthesize_structure
+from pda_data.synthesis.options import LEGIT, FusionOptions
+from pda_data.synthesis.structure import SynthesisError, synthesize_structure
 from pda_data.synthesis.table import JOB_ROLES, read_synth, synth_frame, write_synth
 from pda_data.synthesis.tasks import Face, Task
 from pda_data.viz.overlay import draw_landmarks

@@ -16,10 +16,7 @@ import numpy as np
 
 from pda_data.geometry.masks import face_axes, face_mask, part_mask
 from pda_data.schema import ANIME56, STRUCTURE_CHANNELS, LandmarkSchema
-
-LEGIT = "legit"
-ABNORMAL_KINDS: tuple[str, ...] = ("eye_pasted", "eye_removed", "mouth_removed", "eye_moved", "mouth_moved")
-KINDS: tuple[str, ...] = (LEGIT, *ABNORMAL_KINDS)
+from pda_data.synthesis.options import KINDS, LEGIT
 
 _LEFT_EYE = STRUCTURE_CHANNELS.index("left_eye_centre")
 _RIGHT_EYE = STRUCTURE_CHANNELS.index("right_eye_centre")

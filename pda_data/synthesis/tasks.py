@@ -18,7 +18,7 @@ import numpy as np
 
 from pda_data.annotations.table import points_array, read_annotations
 from pda_data.curation.table import kept_portraits
-from pda_data.synthesis.structure import ABNORMAL_KINDS, LEGIT
+from pda_data.synthesis.options import ABNORMAL_KINDS, LEGIT
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from pda_train.config import PRESETS, ConfigError, get_preset
 from pda_train.manifest import ExperimentError, load_experiment
-from pda_train.nets.summary import summarize
 
 
 def _mib(n_bytes: int) -> str:
@@ -37,6 +36,8 @@ def describe(
     Nothing is computed: the model is traced on PyTorch's meta device, so the paper's 256x256
     configuration takes a few seconds.
     """
+    from pda_train.nets.summary import summarize
+
     try:
         config = load_experiment(manifest).preset if manifest else get_preset(preset)
     except (ConfigError, ExperimentError) as err:

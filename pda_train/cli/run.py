@@ -11,23 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data.faces.detectors import make_detector
-from pda_data.faces.landmarks import Landmarker
-from pda_data.faces.models import ModelError
-from pda_data.io.images import ImageError, load_image, save_image
-from pda_data.io.sources import IMAGE_SUFFIXES
-from pda_data.shards.index import ShardError
-from pda_data.viz.sheet import contact_sheet
-from pda_train.inference.evaluate import REPORT_NAME, EvalOptions, evaluate
-from pda_train.inference.export import ExportError, load_translator
-from pda_train.inference.translate import NoFaceError, find_face, paste_back, translate_crops
-from pda_train.manifest import ExperimentError, load_experiment
-from pda_train.training.checkpoint import CheckpointError
-from pda_train.training.loop import Trainer, TrainingError
-from pda_train.training.runtime import NonFiniteLossError, init_runtime, select_device, shutdown
+from pda_data.cli.options import FAILED, DetectorChoice, err_console, fail
 
 console = Console()
-err_console = Console(stderr=True)
 
 
 class StageChoice(str, Enum):
@@ -78,11 +64,6 @@ _EVALUATE_HELP = (
 )
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
-
-
 def run(
     manifest: Annotated[Path, typer.Option("--manifest", "-m", help="Experiment manifest (YAML).")],
     out: Annotated[
@@ -124,6 +105,12 @@ def run(
     ] = True,
 ) -> None:
     """Train the PDA model from packed shards: auxiliary networks, then stages 1, 2, 3."""
+    from pda_data.shards.index import ShardError
+    from pda_train.manifest import ExperimentError, load_experiment
+    from pda_train.training.checkpoint import CheckpointError
+    from pda_train.training.loop import Trainer, TrainingError
+    from pda_train.training.runtime import NonFiniteLossError, init_runtime, shutdown
+
     try:
         exp = load_experiment(manifest)
         if shards is not None:
@@ -132,16 +119,16 @@ def run(
             device.value, amp.value, channels_last=channels_last, compile=compile_, threads=threads
         )
     except (ExperimentError, ValueError, RuntimeError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     show = rt.is_main
     try:
         result = Trainer(exp, out, rt, max_steps=max_steps, tensorboard=tensorboard, console=err_console).run(
             stage.value, resume=resume
         )
     except NonFiniteLossError as exc:
-        raise _fail(str(exc), 1) from None
+        raise fail(str(exc), FAILED) from None
     except (TrainingError, CheckpointError, ShardError, ExperimentError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         shutdown(rt)
     if show:
@@ -160,16 +147,6 @@ def run(
         raise typer.Exit(130)
 
 
-def _inputs(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            files += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            files.append(p)
-    return files
-
-
 def translate(
     inputs: Annotated[list[Path], typer.Argument(help="Photos (any size) or folders of photos.")],
     model: Annotated[
@@ -184,58 +161,39 @@ def translate(
     device: DeviceOption = DeviceChoice.auto,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Faces per translator batch.")] = 8,
     detector: Annotated[
-        str, typer.Option("--detector", help="Face detector: dlib-hog or dlib-cnn.")
-    ] = "dlib-hog",
+        DetectorChoice, typer.Option("--detector", help="Face detector (dlib's 68 landmarks follow).")
+    ] = DetectorChoice["dlib-hog"],
 ) -> None:
     """Turn photos of any size into anime portraits with an exported model."""
+    from pda_data.faces.detectors import make_detector
+    from pda_data.faces.landmarks import Landmarker
+    from pda_data.faces.models import ModelError
+    from pda_train.inference.export import ExportError, load_translator
+    from pda_train.inference.translate import list_photos, translate_photos
+    from pda_train.training.runtime import select_device
+
     try:
         net = load_translator(model, select_device(device.value))
-        det, marker = make_detector(detector), Landmarker()  # type: ignore[arg-type]
+        det, marker = make_detector(detector.value), Landmarker()
     except (ExportError, ModelError, ValueError, RuntimeError) as exc:
-        raise _fail(str(exc)) from None
-    files = _inputs(inputs)
+        raise fail(str(exc)) from None
+    files = list_photos(inputs)
     table = Table(title=f"pda-train translate -> {out}")
     table.add_column("input", overflow="fold")
     table.add_column("status")
     table.add_column("output", overflow="fold")
-    tiles: list = []
-    used: set[str] = set()
-    ok = 0
-    for start in range(0, len(files), batch_size):
-        chunk, photos, faces = [], [], []
-        for f in files[start : start + batch_size]:
-            try:
-                photo = load_image(f)
-                faces.append(find_face(photo, det, marker, net.image_size, name=str(f)))
-            except (ImageError, NoFaceError) as exc:
-                err_console.print(f"[yellow]skip:[/] {exc}", highlight=False)
-                table.add_row(str(f), f"[red]{type(exc).__name__}[/]", str(exc).split(": ", 1)[-1])
-                continue
-            chunk.append(f)
-            photos.append(photo)
-        results = translate_crops(
-            net, [c.crop for c in faces], [c.points for c in faces], batch_size=batch_size
-        )
-        for f, photo, face, res in zip(chunk, photos, faces, results, strict=True):
-            name = f.stem if f.stem not in used else f"{f.stem}-{len(used)}"  # same name in two folders
-            used.add(name)
-            save_image(out / f"{name}.png", res.anime)
-            written = [f"{name}.png"]
-            if paste:
-                save_image(out / f"{name}_pasted.png", paste_back(photo, res.anime, face.affine))
-                written.append(f"{name}_pasted.png")
-            tiles += [face.crop, res.warped, res.anime]
-            table.add_row(str(f), "[green]ok[/]", ", ".join(written))
-            ok += 1
-    if tiles:
-        save_image(
-            out / "sheet.png",
-            contact_sheet(tiles, ["input", "warped", "anime"] * (len(tiles) // 3), columns=3),
-        )
+    results = translate_photos(net, files, out, det, marker, paste=paste, batch_size=batch_size)
+    for r in results:
+        if r.error:
+            err_console.print(f"[yellow]skip:[/] {r.error}", highlight=False)
+            table.add_row(str(r.source), f"[red]{r.kind}[/]", r.error.split(": ", 1)[-1])
+        else:
+            table.add_row(str(r.source), "[green]ok[/]", ", ".join(r.outputs))
+    ok = sum(not r.error for r in results)
     console.print(table)
     console.print(f"{ok} of {len(files)} photo(s) translated; outputs in {out}")
     if not ok:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
 
 
 def evaluate_cmd(
@@ -268,6 +226,10 @@ def evaluate_cmd(
     ] = 0.0,
 ) -> None:
     """Measure appearance preservation on a test set (Tables 1 and 3)."""
+    from pda_train.inference.evaluate import REPORT_NAME, EvalOptions, evaluate
+    from pda_train.inference.export import ExportError, load_translator
+    from pda_train.training.runtime import select_device
+
     options = EvalOptions(
         anime=anime,
         lpips_weights=lpips_weights,
@@ -280,7 +242,7 @@ def evaluate_cmd(
         net = load_translator(model, select_device(device.value))
         report = evaluate(net, portraits, out, options)
     except (ExportError, ValueError, RuntimeError, OSError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     for message in report["skipped"]:
         err_console.print(f"[yellow]skip:[/] {message}", highlight=False)
     t1 = Table(title=f"Table 1 style: {report['count']} portraits (lower is better)")

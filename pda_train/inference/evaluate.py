@@ -23,6 +23,7 @@ import torch
 
 from pda_data.annotations.table import AnnotationError, points_array, read_annotations
 from pda_data.curation.table import kept_portraits
+from pda_data.geometry.crop import resize_to_model
 from pda_data.io.files import atomic_write_text
 from pda_data.io.images import ImageError, load_image, save_image
 from pda_data.io.table import TableError
@@ -99,10 +100,7 @@ def evaluate(model: Translator, portraits: Path, out: Path, options: EvalOptions
     size = model.image_size
     keys, crops, points, skipped = load_portraits(portraits, options.limit, options.test_fraction)
     results = translate_crops(model, crops, list(points), batch_size=options.batch_size)
-    inputs = [
-        c if c.shape[:2] == (size, size) else cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA)
-        for c in crops
-    ]
+    inputs = [resize_to_model(c, p, size)[0] for c, p in zip(crops, points, strict=True)]  # model inputs
     for key, res in zip(keys, results, strict=True):
         save_image(out / "images" / f"{key}.png", res.anime)
     rows = [[inp, res.warped, res.anime] for inp, res in zip(inputs[:SHEET_ROWS], results, strict=False)]

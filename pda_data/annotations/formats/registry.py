@@ -1,9 +1,9 @@
-"""The annotation format registry: the format names, sniffing a file's format, reading and rendering by name.
+"""The annotation format registry: sniffing a file's format, reading and rendering by format name.
 
-Light enough for ``--help`` (no OpenCV, torch or dlib): the CLI builds its ``--format`` choices from
-:data:`FORMATS`. Each format lives in its own module: :mod:`~pda_data.annotations.formats.cvat`,
-:mod:`~pda_data.annotations.formats.labelme`, :mod:`~pda_data.annotations.formats.coco`,
-:mod:`~pda_data.annotations.formats.csv`.
+The names themselves (:data:`pda_data.annotations.formats.FORMATS`) live in the package, which imports
+nothing, so ``--help`` builds its ``--format`` choices cheaply. Each format lives in its own module:
+:mod:`~pda_data.annotations.formats.cvat`, :mod:`~pda_data.annotations.formats.labelme`,
+:mod:`~pda_data.annotations.formats.coco`, :mod:`~pda_data.annotations.formats.csv`.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from pda_data.annotations.formats import FORMATS
 from pda_data.annotations.formats.coco import parse_coco, write_coco
 from pda_data.annotations.formats.csv import parse_csv, write_csv
 from pda_data.annotations.formats.cvat import parse_cvat, write_cvat
 from pda_data.annotations.formats.labelme import labelme_filename, parse_labelme, write_labelme
 from pda_data.annotations.formats.records import AnnotationFormatError, ImageAnnotation, load_json, read_bytes
-
-FORMATS: tuple[str, ...] = ("cvat", "labelme", "coco", "csv")
 
 # Formats that hold every image in one file: their parser and the file name they are rendered to.
 _SINGLE_FILE: dict[str, tuple[Callable[[bytes, str], list[ImageAnnotation]], Callable[..., str], str]] = {
