@@ -18,7 +18,7 @@ import torch
 from pda_data.curation.engine import HUMAN_DEFAULTS, crop_face
 from pda_data.faces.detectors import Detector, Landmarker
 from pda_data.schema import normalize_points
-from pda_data.stream.core import images_to_tensor
+from pda_data.stream.augment import images_to_tensor
 from pda_train.inference.export import Translator
 from pda_train.training.tracking import to_uint8
 
