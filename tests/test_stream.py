@@ -21,7 +21,9 @@ from shard_world import anime_annotations, face_template, portrait_folder, synth
 from pda_data.schema import HUMAN68, STRUCTURE_FLIP, denormalize_points
 from pda_data.shards import core as sh
 from pda_data.stream import augment, domains, loaders, readers
-
+from pda_data.stream.augment import Augmenter
+from pda_data.stream.domains import draw_domains
+from pda_data.stream.loaders import aux_loader, stage_loader
 
 COSER = {"coser": 1.0}  # stage 1's portrait mix
 
@@ -50,7 +52,7 @@ def _key_to_shard(packed: Path, role: str) -> dict[str, str]:
 
 
 def test_stage1_batches_follow_the_contract(packed: Path) -> None:
-    loader = iter(loaders.stage_loader(packed, COSER, batch_size=5, image_size=48, seed=0))
+    loader = iter(stage_loader(packed, COSER, batch_size=5, image_size=48, seed=0))
     batch = next(loader)
     assert batch["portrait"].shape == (5, 3, 48, 48) and batch["anime"].shape == (5, 3, 48, 48)
     assert batch["portrait"].dtype == torch.float32
@@ -63,7 +65,7 @@ def test_stage1_batches_follow_the_contract(packed: Path) -> None:
     coser_keys = _key_to_shard(packed, "coser")
     assert all(k in coser_keys for k in batch["portrait_key"])
     # Same seed, same stream.
-    again = next(iter(loaders.stage_loader(packed, COSER, batch_size=5, image_size=48, seed=0)))
+    again = next(iter(stage_loader(packed, COSER, batch_size=5, image_size=48, seed=0)))
     assert torch.equal(again["portrait"], batch["portrait"]) and again["anime_key"] == batch["anime_key"]
 
 
@@ -71,8 +73,8 @@ def test_flip_applies_the_schema_permutation(samples_dir: Path) -> None:
     rgb = cv2.cvtColor(cv2.imread(str(samples_dir / "selfie_female_222.jpg")), cv2.COLOR_BGR2RGB)
     pts = face_template(HUMAN68) * 200 + 28
     extra = HUMAN68.structure_points(pts)
-    plain = augment.Augmenter(128, train=True, seed=5, flip_prob=0.0)(rgb, pts, HUMAN68, extra, np.arange(4))
-    flipped = augment.Augmenter(128, train=True, seed=5, flip_prob=1.0)(rgb, pts, HUMAN68, extra, np.arange(4))
+    plain = Augmenter(128, train=True, seed=5, flip_prob=0.0)(rgb, pts, HUMAN68, extra, np.arange(4))
+    flipped = Augmenter(128, train=True, seed=5, flip_prob=1.0)(rgb, pts, HUMAN68, extra, np.arange(4))
     np.testing.assert_array_equal(flipped[0], plain[0][:, ::-1])
     assert np.abs(HUMAN68.flip(flipped[1], 128) - plain[1]).max() < 1.0
     # Semantics survive: the mirrored image's left-eye points are still on the image left.
@@ -81,18 +83,18 @@ def test_flip_applies_the_schema_permutation(samples_dir: Path) -> None:
     assert list(flipped[3]) == list(STRUCTURE_FLIP)
     assert np.abs(flipped[2][:, 0] - (127 - plain[2][:, 0])).max() < 1e-9
     # The landmark still sits on the same content: the crop maps pixel centres exactly.
-    ev = augment.Augmenter(128, train=False, seed=0)(rgb, pts, HUMAN68)
+    ev = Augmenter(128, train=False, seed=0)(rgb, pts, HUMAN68)
     np.testing.assert_allclose(ev[1], (pts + 0.5) * 0.5 - 0.5, atol=1e-6)
 
 
 def test_mixer_proportions_match_the_weights(packed: Path) -> None:
     rng = np.random.default_rng(0)
     draws = collections.Counter(
-        d for d, _ in zip(domains.draw_domains({"coser": 1, "aug": 1, "human": 2}, rng), range(2000), strict=False)
+        d for d, _ in zip(draw_domains({"coser": 1, "aug": 1, "human": 2}, rng), range(2000), strict=False)
     )
     assert abs(draws["human"] / 2000 - 0.5) < 0.03 and abs(draws["aug"] / 2000 - 0.25) < 0.03
     weights = {"coser": 0.7, "human": 0.3}  # aug is drawn the same way; fusing 600 of them is too slow here
-    loader = iter(loaders.stage_loader(packed, weights, batch_size=100, image_size=32, seed=3))
+    loader = iter(stage_loader(packed, weights, batch_size=100, image_size=32, seed=3))
     counts = collections.Counter()
     coser_keys, human_keys = set(_key_to_shard(packed, "coser")), set(_key_to_shard(packed, "human"))
     for _ in range(20):
@@ -105,11 +107,11 @@ def test_mixer_proportions_match_the_weights(packed: Path) -> None:
     for dom, w in weights.items():
         assert abs(counts[dom] / 2000 - w) < 0.03
     with pytest.raises(ValueError, match="unknown portrait domain"):
-        loaders.stage_loader(packed, {"selfie": 1.0}, batch_size=2, image_size=32, seed=0)
+        stage_loader(packed, {"selfie": 1.0}, batch_size=2, image_size=32, seed=0)
 
 
 def test_stage2_fuses_aug_portraits_on_the_fly(packed: Path) -> None:
-    loader = iter(loaders.stage_loader(packed, {"coser": 0.5, "aug": 0.5}, batch_size=40, image_size=32, seed=2))
+    loader = iter(stage_loader(packed, {"coser": 0.5, "aug": 0.5}, batch_size=40, image_size=32, seed=2))
     batch = next(loader)
     assert set(batch["portrait_domain"]) == {"coser", "aug"}
     assert all(
@@ -148,14 +150,14 @@ def test_two_ranks_two_workers_read_disjoint_shards(packed: Path, tmp_path: Path
     proc = run_torchrun(REPO / "tests" / "ddp_stream_worker.py", str(packed), str(tmp_path), "6", timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     shard_of = _key_to_shard(packed, "coser")
-    readers: dict[tuple[int, int], set[str]] = collections.defaultdict(set)
+    by_reader: dict[tuple[int, int], set[str]] = collections.defaultdict(set)
     for rank in range(2):
         report = json.loads((tmp_path / f"rank{rank}.json").read_text())
         assert report["world"] == 2
         for i, keys in enumerate(report["keys"]):
-            readers[(rank, i % 2)] |= {shard_of[k] for k in keys}
-    assert len(readers) == 4 and all(readers.values())
-    shard_sets = list(readers.values())
+            by_reader[(rank, i % 2)] |= {shard_of[k] for k in keys}
+    assert len(by_reader) == 4 and all(by_reader.values())
+    shard_sets = list(by_reader.values())
     for i in range(4):
         for j in range(i + 1, 4):
             assert not shard_sets[i] & shard_sets[j]
@@ -163,14 +165,14 @@ def test_two_ranks_two_workers_read_disjoint_shards(packed: Path, tmp_path: Path
 
 def test_aux_loader_structure_batches_and_one_pass(packed: Path) -> None:
     index = sh.read_index(packed)
-    batch = next(iter(loaders.aux_loader(packed, "structure", split="train", batch_size=6, image_size=64, seed=0)))
+    batch = next(iter(aux_loader(packed, "structure", split="train", batch_size=6, image_size=64, seed=0)))
     assert batch["image"].shape == (6, 3, 64, 64) and batch["heatmaps"].shape == (6, 4, 64, 64)
     assert set(batch["label"].tolist()) <= {0.0, 1.0}
     # Each point's heatmap peaks on it: the legit samples have all four channels lit, abnormal ones three.
     lit = (batch["heatmaps"].amax(dim=(2, 3)) > 0.5).sum(dim=1)
     assert torch.equal(lit, torch.where(batch["label"] > 0, 4, 3))
     once = list(
-        loaders.aux_loader(packed, "structure", split="test", batch_size=2, image_size=64, seed=0, infinite=False)
+        aux_loader(packed, "structure", split="test", batch_size=2, image_size=64, seed=0, infinite=False)
     )
     assert sum(len(b["label"]) for b in once) == index["roles"]["structure"]["splits"]["test"]["samples"]
     assert len({k for b in once for k in b["key"]}) == sum(len(b["key"]) for b in once)
@@ -190,7 +192,7 @@ def test_train_crops_keep_landmarks_on_their_pixels() -> None:
     rng = np.random.default_rng(0)
     pts = rng.uniform(60, 196, size=(68, 2)).round()
     for flip in (0.0, 1.0):
-        aug = augment.Augmenter(200, train=True, seed=7, flip_prob=flip)
+        aug = Augmenter(200, train=True, seed=7, flip_prob=flip)
         for k in (0, 30, 45):
             rgb = np.zeros((256, 256, 3), np.uint8)
             x, y = pts[k].astype(int)
@@ -227,8 +229,8 @@ def test_shuffle_buffer_permutes_reproducibly() -> None:
 
 def test_worker_batches_equal_in_process_batches(packed: Path) -> None:
     """Workers ship uint8 batches; the float conversion in the main process gives the same tensors."""
-    inline = next(iter(loaders.stage_loader(packed, COSER, batch_size=4, image_size=40, seed=5)))
-    worker = next(iter(loaders.stage_loader(packed, COSER, batch_size=4, image_size=40, seed=5, num_workers=1)))
+    inline = next(iter(stage_loader(packed, COSER, batch_size=4, image_size=40, seed=5)))
+    worker = next(iter(stage_loader(packed, COSER, batch_size=4, image_size=40, seed=5, num_workers=1)))
     for key in ("portrait", "anime"):
         assert worker[key].dtype == torch.float32 and worker[key].is_contiguous()
         assert torch.equal(worker[key], inline[key])
@@ -246,8 +248,8 @@ def test_role_schema_is_read_back_and_checked(packed: Path, tmp_path: Path) -> N
     index = json.loads(index_file.read_text())
     index["roles"]["coser"]["schema"] = "anime56"
     index_file.write_text(json.dumps(index))
-    with pytest.raises(sh.ShardError, match=r"index\.json: role 'coser' was packed with landmark schema 'anime56'"):
-        loaders.stage_loader(shards, COSER, batch_size=2, image_size=32, seed=0)
+    with pytest.raises(sh.ShardError, match=r"index\.json: role 'coser' was packed with .* 'anime56'"):
+        stage_loader(shards, COSER, batch_size=2, image_size=32, seed=0)
     # A sample whose own JSON names another schema stops the stream with its shard's name.
     bad = Path(sh.shard_urls(packed, "human", "train")[0])
     members = [
@@ -270,7 +272,7 @@ def test_role_schema_is_read_back_and_checked(packed: Path, tmp_path: Path) -> N
 
 
 def test_a_human_only_mix_reads_no_coser_shards(packed: Path) -> None:
-    batch = next(iter(loaders.stage_loader(packed, {"human": 2.0}, batch_size=6, image_size=32, seed=4)))
+    batch = next(iter(stage_loader(packed, {"human": 2.0}, batch_size=6, image_size=32, seed=4)))
     human_keys = set(_key_to_shard(packed, "human"))
     assert batch["portrait_domain"] == ["human"] * 6 and set(batch["portrait_key"]) <= human_keys
     assert domains.needed_roles(domains.check_weights({"aug": 1.0, "coser": 0.0})) == {"coser", "human"}
