@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from pda_train.manifest import ExperimentError, experiment_from_dict, load_experiment, write_resolved
-from pda_train.training.loop import aux_phase, plan_stages, stage1_phase
+from pda_train.training.plan import aux_phase, plan_stages, stage1_phase
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
 

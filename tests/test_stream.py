@@ -1,10 +1,13 @@
-"""Stage and classifier streams: batch contract, flip permutation, mixer weights, bad shards, DDP split."""
+"""Stage and classifier streams: batch contract, flip permutation, domain weights, bad shards, schema checks,
+DDP split."""
 
 from __future__ import annotations
 
 import collections
+import io
 import json
 import shutil
+import tarfile
 import warnings
 from pathlib import Path
 
@@ -16,10 +19,15 @@ from conftest import REPO, run_torchrun
 from shard_world import anime_annotations, face_template, portrait_folder, synth_folder
 
 from pda_data.schema import HUMAN68, STRUCTURE_FLIP, denormalize_points
-from pda_data.shards.index import read_index, shard_entries, shard_urls
+from pda_data.shards.index import INDEX_NAME, ROLE_SCHEMA, ShardError, read_index, shard_entries, shard_urls
 from pda_data.shards.pack import pack
 from pda_data.shards.tar import iter_tar_samples
-from pda_data.stream import core as st
+from pda_data.stream import augment, domains, loaders, readers
+from pda_data.stream.augment import Augmenter
+from pda_data.stream.domains import draw_domains
+from pda_data.stream.loaders import aux_loader, stage_loader
+
+COSER = {"coser": 1.0}  # stage 1's portrait mix
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +54,7 @@ def _key_to_shard(packed: Path, role: str) -> dict[str, str]:
 
 
 def test_stage1_batches_follow_the_contract(packed: Path) -> None:
-    loader = iter(st.stage_loader(packed, 1, batch_size=5, image_size=48, seed=0))
+    loader = iter(stage_loader(packed, COSER, batch_size=5, image_size=48, seed=0))
     batch = next(loader)
     assert batch["portrait"].shape == (5, 3, 48, 48) and batch["anime"].shape == (5, 3, 48, 48)
     assert batch["portrait"].dtype == torch.float32
@@ -59,7 +67,7 @@ def test_stage1_batches_follow_the_contract(packed: Path) -> None:
     coser_keys = _key_to_shard(packed, "coser")
     assert all(k in coser_keys for k in batch["portrait_key"])
     # Same seed, same stream.
-    again = next(iter(st.stage_loader(packed, 1, batch_size=5, image_size=48, seed=0)))
+    again = next(iter(stage_loader(packed, COSER, batch_size=5, image_size=48, seed=0)))
     assert torch.equal(again["portrait"], batch["portrait"]) and again["anime_key"] == batch["anime_key"]
 
 
@@ -67,8 +75,8 @@ def test_flip_applies_the_schema_permutation(samples_dir: Path) -> None:
     rgb = cv2.cvtColor(cv2.imread(str(samples_dir / "selfie_female_222.jpg")), cv2.COLOR_BGR2RGB)
     pts = face_template(HUMAN68) * 200 + 28
     extra = HUMAN68.structure_points(pts)
-    plain = st.Augmenter(128, train=True, seed=5, flip_prob=0.0)(rgb, pts, HUMAN68, extra, np.arange(4))
-    flipped = st.Augmenter(128, train=True, seed=5, flip_prob=1.0)(rgb, pts, HUMAN68, extra, np.arange(4))
+    plain = Augmenter(128, train=True, seed=5, flip_prob=0.0)(rgb, pts, HUMAN68, extra, np.arange(4))
+    flipped = Augmenter(128, train=True, seed=5, flip_prob=1.0)(rgb, pts, HUMAN68, extra, np.arange(4))
     np.testing.assert_array_equal(flipped[0], plain[0][:, ::-1])
     assert np.abs(HUMAN68.flip(flipped[1], 128) - plain[1]).max() < 1.0
     # Semantics survive: the mirrored image's left-eye points are still on the image left.
@@ -77,18 +85,18 @@ def test_flip_applies_the_schema_permutation(samples_dir: Path) -> None:
     assert list(flipped[3]) == list(STRUCTURE_FLIP)
     assert np.abs(flipped[2][:, 0] - (127 - plain[2][:, 0])).max() < 1e-9
     # The landmark still sits on the same content: the crop maps pixel centres exactly.
-    ev = st.Augmenter(128, train=False, seed=0)(rgb, pts, HUMAN68)
+    ev = Augmenter(128, train=False, seed=0)(rgb, pts, HUMAN68)
     np.testing.assert_allclose(ev[1], (pts + 0.5) * 0.5 - 0.5, atol=1e-6)
 
 
 def test_mixer_proportions_match_the_weights(packed: Path) -> None:
     rng = np.random.default_rng(0)
     draws = collections.Counter(
-        d for d, _ in zip(st.draw_domains({"coser": 1, "aug": 1, "human": 2}, rng), range(2000), strict=False)
+        d for d, _ in zip(draw_domains({"coser": 1, "aug": 1, "human": 2}, rng), range(2000), strict=False)
     )
     assert abs(draws["human"] / 2000 - 0.5) < 0.03 and abs(draws["aug"] / 2000 - 0.25) < 0.03
     weights = {"coser": 0.7, "human": 0.3}  # aug is drawn the same way; fusing 600 of them is too slow here
-    loader = iter(st.stage_loader(packed, 3, batch_size=100, image_size=32, seed=3, weights=weights))
+    loader = iter(stage_loader(packed, weights, batch_size=100, image_size=32, seed=3))
     counts = collections.Counter()
     coser_keys, human_keys = set(_key_to_shard(packed, "coser")), set(_key_to_shard(packed, "human"))
     for _ in range(20):
@@ -100,13 +108,12 @@ def test_mixer_proportions_match_the_weights(packed: Path) -> None:
     assert sum(counts.values()) == 2000
     for dom, w in weights.items():
         assert abs(counts[dom] / 2000 - w) < 0.03
-    assert st.default_weights(3, 0.5) == pytest.approx({"coser": 1 / 3, "aug": 1 / 3, "human": 1 / 3})
     with pytest.raises(ValueError, match="unknown portrait domain"):
-        st.stage_loader(packed, 1, batch_size=2, image_size=32, seed=0, weights={"selfie": 1.0})
+        stage_loader(packed, {"selfie": 1.0}, batch_size=2, image_size=32, seed=0)
 
 
 def test_stage2_fuses_aug_portraits_on_the_fly(packed: Path) -> None:
-    loader = iter(st.stage_loader(packed, 2, batch_size=40, image_size=32, seed=2, aug_prob=0.5))
+    loader = iter(stage_loader(packed, {"coser": 0.5, "aug": 0.5}, batch_size=40, image_size=32, seed=2))
     batch = next(loader)
     assert set(batch["portrait_domain"]) == {"coser", "aug"}
     assert all(
@@ -122,7 +129,7 @@ def test_a_truncated_shard_is_skipped_with_a_warning(packed: Path, tmp_path: Pat
     Path(bad).write_bytes(Path(bad).read_bytes()[:3000])  # inside the first image member
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        stream = st.decoded_role(shards, "coser", split="train", seed=0)
+        stream = readers.decoded_role(readers.role_source(shards, "coser", "train"), seed=0)
         samples = [next(stream) for _ in range(60)]
     messages = [str(w.message) for w in caught]
     assert any(bad in m and "skipping unreadable shard" in m for m in messages)
@@ -137,7 +144,7 @@ def test_readers_split_shards_disjointly(packed: Path, monkeypatch: pytest.Monke
         for worker in range(2):
             for var, value in (("RANK", rank), ("WORLD_SIZE", 2), ("WORKER", worker), ("NUM_WORKERS", 2)):
                 monkeypatch.setenv(var, str(value))
-            seen.append(set(st.reader_shards(urls, allow_shared=False)))
+            seen.append(set(readers.reader_shards(urls, allow_shared=False)))
     assert set().union(*seen) == set(urls) and sum(len(s) for s in seen) == len(urls)
 
 
@@ -145,14 +152,14 @@ def test_two_ranks_two_workers_read_disjoint_shards(packed: Path, tmp_path: Path
     proc = run_torchrun(REPO / "tests" / "ddp_stream_worker.py", str(packed), str(tmp_path), "6", timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     shard_of = _key_to_shard(packed, "coser")
-    readers: dict[tuple[int, int], set[str]] = collections.defaultdict(set)
+    by_reader: dict[tuple[int, int], set[str]] = collections.defaultdict(set)
     for rank in range(2):
         report = json.loads((tmp_path / f"rank{rank}.json").read_text())
         assert report["world"] == 2
         for i, keys in enumerate(report["keys"]):
-            readers[(rank, i % 2)] |= {shard_of[k] for k in keys}
-    assert len(readers) == 4 and all(readers.values())
-    shard_sets = list(readers.values())
+            by_reader[(rank, i % 2)] |= {shard_of[k] for k in keys}
+    assert len(by_reader) == 4 and all(by_reader.values())
+    shard_sets = list(by_reader.values())
     for i in range(4):
         for j in range(i + 1, 4):
             assert not shard_sets[i] & shard_sets[j]
@@ -160,14 +167,14 @@ def test_two_ranks_two_workers_read_disjoint_shards(packed: Path, tmp_path: Path
 
 def test_aux_loader_structure_batches_and_one_pass(packed: Path) -> None:
     index = read_index(packed)
-    batch = next(iter(st.aux_loader(packed, "structure", split="train", batch_size=6, image_size=64, seed=0)))
+    batch = next(iter(aux_loader(packed, "structure", split="train", batch_size=6, image_size=64, seed=0)))
     assert batch["image"].shape == (6, 3, 64, 64) and batch["heatmaps"].shape == (6, 4, 64, 64)
     assert set(batch["label"].tolist()) <= {0.0, 1.0}
     # Each point's heatmap peaks on it: the legit samples have all four channels lit, abnormal ones three.
     lit = (batch["heatmaps"].amax(dim=(2, 3)) > 0.5).sum(dim=1)
     assert torch.equal(lit, torch.where(batch["label"] > 0, 4, 3))
     once = list(
-        st.aux_loader(packed, "structure", split="test", batch_size=2, image_size=64, seed=0, infinite=False)
+        aux_loader(packed, "structure", split="test", batch_size=2, image_size=64, seed=0, infinite=False)
     )
     assert sum(len(b["label"]) for b in once) == index["roles"]["structure"]["splits"]["test"]["samples"]
     assert len({k for b in once for k in b["key"]}) == sum(len(b["key"]) for b in once)
@@ -175,9 +182,9 @@ def test_aux_loader_structure_batches_and_one_pass(packed: Path) -> None:
 
 def test_landmarks_denormalize_onto_the_sample_pixels(packed: Path) -> None:
     """Eval mode (test split) only resizes: normalized landmarks map back to stored landmarks x scale."""
-    stream = st.role_samples(packed, "coser", split="test", image_size=64, seed=0, infinite=False)
+    stream = loaders.role_samples(packed, "coser", split="test", image_size=64, seed=0, infinite=False)
     s = next(stream)
-    norm = st.points_to_tensor([s["points"]], 64)[0].numpy()
+    norm = augment.points_to_tensor([s["points"]], 64)[0].numpy()
     stored = np.asarray(s["meta"]["landmarks"]).reshape(-1, 2)
     np.testing.assert_allclose(denormalize_points(norm, 64, 64), stored, atol=1e-3)
 
@@ -187,7 +194,7 @@ def test_train_crops_keep_landmarks_on_their_pixels() -> None:
     rng = np.random.default_rng(0)
     pts = rng.uniform(60, 196, size=(68, 2)).round()
     for flip in (0.0, 1.0):
-        aug = st.Augmenter(200, train=True, seed=7, flip_prob=flip)
+        aug = Augmenter(200, train=True, seed=7, flip_prob=flip)
         for k in (0, 30, 45):
             rgb = np.zeros((256, 256, 3), np.uint8)
             x, y = pts[k].astype(int)
@@ -200,21 +207,21 @@ def test_train_crops_keep_landmarks_on_their_pixels() -> None:
 
 def test_unit_range_and_batches_are_exact_float32() -> None:
     values = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16).expand(2, 3, 16, 16)
-    out = st.unit_range(values)
+    out = augment.unit_range(values)
     assert out.dtype == torch.float32 and out.is_contiguous() and out.min() == -1.0 and out.max() == 1.0
     assert torch.equal(out, (values.double() / 127.5 - 1.0).float())  # x / 127.5 - 1, correctly rounded
     rgb = np.random.default_rng(1).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
-    batch = st.images_to_tensor(list(rgb))
-    assert torch.equal(batch, st.unit_range(torch.from_numpy(rgb).permute(0, 3, 1, 2)))
+    batch = augment.images_to_tensor(list(rgb))
+    assert torch.equal(batch, augment.unit_range(torch.from_numpy(rgb).permute(0, 3, 1, 2)))
     with pytest.raises(ValueError, match="does not fit"):
-        st.images_to_tensor([rgb[0], rgb[1, :4]])
+        augment.images_to_tensor([rgb[0], rgb[1, :4]])
 
 
 def test_shuffle_buffer_permutes_reproducibly() -> None:
     import random
 
     def run(seed: int) -> list[int]:
-        return list(st.shuffled(range(1000), 100, random.Random(seed), initial=10))
+        return list(readers.shuffled(range(1000), 100, random.Random(seed), initial=10))
 
     a, b = run(0), run(0)
     assert a == b and sorted(a) == list(range(1000)) and a != list(range(1000)) and run(1) != a
@@ -224,10 +231,52 @@ def test_shuffle_buffer_permutes_reproducibly() -> None:
 
 def test_worker_batches_equal_in_process_batches(packed: Path) -> None:
     """Workers ship uint8 batches; the float conversion in the main process gives the same tensors."""
-    inline = next(iter(st.stage_loader(packed, 1, batch_size=4, image_size=40, seed=5)))
-    worker = next(iter(st.stage_loader(packed, 1, batch_size=4, image_size=40, seed=5, num_workers=1)))
+    inline = next(iter(stage_loader(packed, COSER, batch_size=4, image_size=40, seed=5)))
+    worker = next(iter(stage_loader(packed, COSER, batch_size=4, image_size=40, seed=5, num_workers=1)))
     for key in ("portrait", "anime"):
         assert worker[key].dtype == torch.float32 and worker[key].is_contiguous()
         assert torch.equal(worker[key], inline[key])
     assert worker["anime_key"] == inline["anime_key"]
     assert torch.equal(worker["portrait_landmarks"], inline["portrait_landmarks"])
+
+
+def test_role_schema_is_read_back_and_checked(packed: Path, tmp_path: Path) -> None:
+    """The schema pack records (index.json and each sample's JSON) must be the role's, or ShardError."""
+    source = readers.role_source(packed, "anime", "train")
+    assert source.schema is ROLE_SCHEMA["anime"] and source.image_format == "png"
+    shards = tmp_path / "S"
+    shutil.copytree(packed, shards)
+    index_file = shards / INDEX_NAME
+    index = json.loads(index_file.read_text())
+    index["roles"]["coser"]["schema"] = "anime56"
+    index_file.write_text(json.dumps(index))
+    with pytest.raises(ShardError, match=r"index\.json: role 'coser' was packed with .* 'anime56'"):
+        stage_loader(shards, COSER, batch_size=2, image_size=32, seed=0)
+    # A sample whose own JSON names another schema stops the stream with its shard's name.
+    bad = Path(shard_urls(packed, "human", "train")[0])
+    members = [
+        (m, json.loads(data) if m.endswith(".json") else data)
+        for key, parts in iter_tar_samples(bad)
+        for m, data in ((f"{key}.{ext}", value) for ext, value in parts.items())
+    ]
+    assert members
+    rewritten = tmp_path / bad.name
+    with tarfile.open(rewritten, "w") as tar:
+        for name, data in members:
+            if isinstance(data, dict):
+                data = json.dumps({**data, "schema": "anime56"}).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    source = readers.RoleSource("human", [str(rewritten)], "png", ROLE_SCHEMA["human"])
+    with pytest.raises(ShardError, match=rf"{rewritten.name} \[.*\]: landmark schema 'anime56'"):
+        next(readers.decoded_role(source, seed=0, infinite=False))
+
+
+def test_a_human_only_mix_reads_no_coser_shards(packed: Path) -> None:
+    batch = next(iter(stage_loader(packed, {"human": 2.0}, batch_size=6, image_size=32, seed=4)))
+    human_keys = set(_key_to_shard(packed, "human"))
+    assert batch["portrait_domain"] == ["human"] * 6 and set(batch["portrait_key"]) <= human_keys
+    assert domains.needed_roles(domains.check_weights({"aug": 1.0, "coser": 0.0})) == {"coser", "human"}
+    with pytest.raises(ValueError, match="positive sum"):
+        domains.check_weights({"coser": 0.0})

@@ -21,13 +21,14 @@ from conftest import run_torchrun
 from shard_world import anime_annotations, portrait_folder, synth_folder
 from typer.testing import CliRunner
 
-import pda_train.training.loop as trainer_mod
+import pda_train.training.steps as steps_mod
 from pda_data.faces.detectors import make_detector
 from pda_data.faces.landmarks import Landmarker
 from pda_data.io.images import save_image
 from pda_data.shards.index import ShardError, read_index
 from pda_data.shards.pack import pack
 from pda_train.cli import app
+from pda_train.cli import run as cli_run
 from pda_train.inference.evaluate import EvalOptions, evaluate
 from pda_train.inference.export import ExportError, load_translator
 from pda_train.inference.translate import NoFaceError, find_face, paste_back, translate_crops
@@ -55,6 +56,13 @@ def one_thread() -> Any:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's consoles at 200 columns, so assertions on its text do not depend on the terminal width."""
+    for console in (cli_run.console, cli_run.err_console):
+        monkeypatch.setattr(console, "width", 200)
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +255,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
             sample_every=0,
         )
     )
-    real = trainer_mod.generator_loss
+    real = steps_mod.generator_loss
     calls = {"n": 0}
 
     def poisoned(*args: Any) -> Any:
@@ -257,7 +265,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
             terms = {**terms, "psn_total": total * float("nan")}
         return total, terms
 
-    monkeypatch.setattr(trainer_mod, "generator_loss", poisoned)
+    monkeypatch.setattr(steps_mod, "generator_loss", poisoned)
     with pytest.raises(
         NonFiniteLossError, match=r"stage 1 step 2 \(joint\): non-finite loss \(psn_total=nan\)"
     ):
@@ -429,9 +437,9 @@ def test_bf16_autocast_step_on_cpu(world: dict[str, Path], tmp_path: Path) -> No
 
 
 def test_translate_and_evaluate_commands(
-    trained: dict[str, Any], world: dict[str, Path], tmp_path: Path
+    trained: dict[str, Any], world: dict[str, Path], tmp_path: Path, wide_console: None
 ) -> None:
-    runner = CliRunner()
+    runner = CliRunner(env={"COLUMNS": "200"})  # consoles created during a command read it
     model = str(trained["done"].model)
     save_image(tmp_path / "in" / "astronaut.png", skimage.data.astronaut())
     (tmp_path / "in" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")

@@ -1,8 +1,10 @@
 """Seconds per full PDA training step against a plain U-GAT-IT step, per image size.
 
-Ours: one end-to-end step of stages 2/3 -- LDN and PSN generators in both directions, the TPS warp,
+Ours: the trainer's own step, :func:`pda_train.training.steps.gan_step` in its ``joint`` phase (stages 2/3)
+on a batch of the stream's layout -- LDN and PSN generators in both directions, the TPS warp,
 discriminator update (LDN + PSN, Eq. 2), generator update with every loss of Eq. 3 and Eq. 6 (frozen
-structure detector/classifier and highlight classifier included).
+structure detector/classifier and highlight classifier included), the NaN guard, the grad scaler and the
+trainer's optimizer per parameter group.
 
 Reference, measured in the same run on the same inputs: a plain U-GAT-IT step with the same generator
 (channels, residual blocks, full gamma/beta MLP), its four discriminators (global with 5
@@ -22,8 +24,9 @@ which counts the work of this process only and so stays meaningful on a machine 
 (on an idle machine it equals wall time); ``--clock wall`` and ``--threads 0`` give wall time with
 torch's default threads. Both clocks are always reported.
 
-The last line of stdout is one JSON object: ``seconds_<size>`` (ours), ``baseline_seconds_<size>`` and
-``ratio_<size>`` = ours / baseline on the chosen clock, ``wall_seconds_<size>`` /
+The last line of stdout is one JSON object: ``ours`` (the timed step function), ``ours_s_<size>`` and
+``ugatit_s_<size>`` (also as ``seconds_<size>`` and ``baseline_seconds_<size>``) and ``ratio_<size>`` =
+ours / baseline on the chosen clock, ``wall_seconds_<size>`` /
 ``baseline_wall_seconds_<size>`` and ``cpu_seconds_<size>`` / ``baseline_cpu_seconds_<size>``, plus the
 settings used.
 """
@@ -35,26 +38,21 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from pda_data.schema import ANIME56, HUMAN68
+from pda_data.shards.index import ROLE_SCHEMA
 from pda_train.config import LossWeights, ModelConfig, Schedule
-from pda_train.losses import (
-    cam_loss,
-    discriminator_loss,
-    generator_loss,
-    identity_mode,
-    l1_loss,
-    lsgan_discriminator_loss,
-    lsgan_generator_loss,
-)
+from pda_train.losses import cam_loss, l1_loss, lsgan_discriminator_loss, lsgan_generator_loss
 from pda_train.nets import PDANetworks, build_networks
 from pda_train.nets.psn import StylizationDiscriminator, StylizationGenerator
-from pda_train.training.runtime import Runtime, autocast, init_runtime, prepare_module
+from pda_train.training import steps
+from pda_train.training.runtime import Runtime, autocast, init_runtime, make_grad_scaler, prepare_module
 
 Step = Callable[[], None]
+OURS = f"{steps.gan_step.__module__}.{steps.gan_step.__qualname__}"  # what make_pda_step times
 
 
 def _adam(params: list[nn.Parameter], lr: float, rt: Runtime, schedule: Schedule) -> torch.optim.Adam:
@@ -71,37 +69,26 @@ def _face_points(batch: int, n_points: int, contour: tuple[int, ...], gen: torch
     return pts
 
 
-def make_pda_step(cfg: ModelConfig, batch: dict[str, Tensor], rt: Runtime) -> Step:
-    """A closure running one full PDA step (D update, then G update) on ``batch``."""
+def make_pda_step(cfg: ModelConfig, batch: dict[str, Any], rt: Runtime) -> Step:
+    """A closure running the trainer's :func:`~pda_train.training.steps.gan_step` (joint phase) on ``batch``.
+
+    The optimizers are the trainer's (one Adam per parameter group at the stage-2 start rates), with the
+    same Adam implementation as the reference step.
+    """
     weights, schedule = LossWeights(), Schedule()
     nets: PDANetworks = prepare_module(build_networks(cfg), rt)
     nets.freeze_auxiliary()
-    groups = nets.parameter_groups()
-    g_opt = _adam(groups["psn_g"], schedule.lr_psn, rt, schedule)
-    g_opt.add_param_group({"params": groups["ldn_g"], "lr": schedule.lr_ldn})
-    d_opt = _adam(groups["psn_d"], schedule.lr_psn, rt, schedule)
-    d_opt.add_param_group({"params": groups["ldn_d"], "lr": schedule.lr_ldn})
-    mode = identity_mode(weights)
+    nets.train()
+    lr_ldn, lr_psn = schedule.learning_rates(2, 0)
+    optimizers = {
+        name: _adam(params, lr_ldn if name.startswith("ldn") else lr_psn, rt, schedule)
+        for name, params in nets.parameter_groups().items()
+        if params
+    }
+    scaler = make_grad_scaler(rt)
 
     def step() -> None:
-        with autocast(rt):
-            p = nets.translate_step(
-                batch["portrait"],
-                batch["portrait_landmarks"],
-                batch["anime"],
-                batch["anime_landmarks"],
-                identity=mode,
-            )
-            d_total, _ = discriminator_loss(nets, p, weights)
-        d_opt.zero_grad(set_to_none=True)
-        d_total.backward()
-        d_opt.step()
-        with autocast(rt):
-            g_total, _ = generator_loss(nets, p, weights)
-        g_opt.zero_grad(set_to_none=True)
-        g_total.backward()
-        g_opt.step()
-        nets.clip_rho()
+        steps.gan_step(nets, batch, optimizers, scaler, rt, weights, "joint", where="bench")
 
     return step
 
@@ -203,19 +190,22 @@ def bench_size(size: int, args: argparse.Namespace, rt: Runtime) -> dict[str, fl
     gen = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed)
     b = args.batch
-    batch = {
+    portrait_schema, anime_schema = ROLE_SCHEMA["coser"], ROLE_SCHEMA["anime"]
+    tensors = {
         "portrait": torch.rand(b, 3, size, size, generator=gen) * 2 - 1,
         "anime": torch.rand(b, 3, size, size, generator=gen) * 2 - 1,
-        "portrait_landmarks": _face_points(b, HUMAN68.n_points, HUMAN68.contour, gen),
-        "anime_landmarks": _face_points(b, ANIME56.n_points, ANIME56.contour, gen),
+        "portrait_landmarks": _face_points(b, portrait_schema.n_points, portrait_schema.contour, gen),
+        "anime_landmarks": _face_points(b, anime_schema.n_points, anime_schema.contour, gen),
     }
-    batch = {k: v.to(rt.device) for k, v in batch.items()}
+    tensors = {k: v.to(rt.device) for k, v in tensors.items()}
     if rt.channels_last:
-        batch = {
+        tensors = {
             k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
-            for k, v in batch.items()
+            for k, v in tensors.items()
         }
-    ours, baseline = make_pda_step(cfg, batch, rt), make_ugatit_step(cfg, batch, rt)
+    # The stage stream's batch layout (pda_data.stream.loaders.stage_loader), already on the device.
+    batch: dict[str, Any] = {**tensors, "portrait_domain": ["coser"] * b}
+    ours, baseline = make_pda_step(cfg, batch, rt), make_ugatit_step(cfg, tensors, rt)
     for _ in range(args.warmup):
         ours()
         baseline()
@@ -231,7 +221,7 @@ def bench_size(size: int, args: argparse.Namespace, rt: Runtime) -> dict[str, fl
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--sizes", type=int, nargs="+", default=[128, 256], help="image sizes (default 128 256)"
@@ -262,7 +252,7 @@ def main() -> None:
         help="clock of the ratio; auto = cpu on CPU",
     )
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     probe = init_runtime(args.device)
     threads = (1 if probe.device.type == "cpu" else 0) if args.threads < 0 else args.threads
     if threads:
@@ -282,18 +272,19 @@ def main() -> None:
         "channels_last": rt.channels_last,
         "steps": args.steps,
         "clock": clock,
+        "ours": OURS,
         "reference": "plain U-GAT-IT step (4 discriminators, identity loss, no LDN/aux), same run",
     }
     for size in args.sizes:
         times = bench_size(size, args, rt)
         ours, baseline = times[f"{clock}_seconds_{size}"], times[f"baseline_{clock}_seconds_{size}"]
         print(
-            f"{size}x{size}: PDA full step {ours:.3f} s, U-GAT-IT step {baseline:.3f} s ({clock} clock), "
+            f"{size}x{size}: {OURS} {ours:.3f} s, U-GAT-IT step {baseline:.3f} s ({clock} clock), "
             f"ratio {ours / baseline:.3f} (ours / U-GAT-IT)",
             flush=True,
         )
-        result[f"seconds_{size}"] = round(ours, 4)
-        result[f"baseline_seconds_{size}"] = round(baseline, 4)
+        result[f"ours_s_{size}"] = result[f"seconds_{size}"] = round(ours, 4)
+        result[f"ugatit_s_{size}"] = result[f"baseline_seconds_{size}"] = round(baseline, 4)
         result[f"ratio_{size}"] = round(ours / baseline, 4)
         result.update({k: round(v, 4) for k, v in times.items()})
     print(json.dumps(result))

@@ -1,10 +1,9 @@
 """Throughput of the stage-1 stream against the per-file folder baseline and a raw decode loop, in one run.
 
-* ours: ``pda_data.stream.core.stage_loader`` over packed 256x256 shards (``pda-data pack``'s default PNG
-  members, or JPEG q95 4:4:4 with --image-format jpg): tar read, OpenCV decode, random square crop (80-100 %
-  of the
-  area) resized to 256 with the landmarks, flip, uint8 batching, one float conversion per batch; a stage-1
-  batch of B pairs is 2B images (portrait + anime).
+* ours: ``pda_data.stream.loaders.stage_loader`` with stage 1's mix (coser portraits only) over packed
+  256x256 shards (``pda-data pack``'s default PNG members, or JPEG q95 4:4:4 with --image-format jpg): tar
+  read, OpenCV decode, random square crop (80-100 % of the area) resized to 256 with the landmarks, flip,
+  uint8 batching, one float conversion per batch; a stage-1 batch of B pairs is 2B images (portrait + anime).
 * folder: what U-GAT-IT / CycleGAN users run: the curated PNG folder read one file at a time with PIL,
   resized to 286, randomly cropped to 256, flipped, ToTensor + Normalize per sample, batched by a torch
   DataLoader. It always reads the curated PNG files (the format ``crop-cosers`` writes).
@@ -43,7 +42,7 @@ from shard_world import anime_annotations, portrait_folder  # noqa: E402
 from pda_data.shards.index import shard_urls  # noqa: E402
 from pda_data.shards.pack import pack  # noqa: E402
 from pda_data.shards.tar import iter_tar_members  # noqa: E402
-from pda_data.stream.core import stage_loader  # noqa: E402
+from pda_data.stream.loaders import stage_loader  # noqa: E402
 
 
 class FolderDataset(Dataset):
@@ -162,7 +161,7 @@ def main() -> None:
         }
         for w in args.workers:
             ours_loader = stage_loader(
-                shards, 1, batch_size=args.batch_size, image_size=256, seed=0, num_workers=w
+                shards, {"coser": 1.0}, batch_size=args.batch_size, image_size=256, seed=0, num_workers=w
             )
             ours, ours_cpu = _rate(iter(ours_loader), per_batch, args.batches, args.repeats)
             del ours_loader  # stop its workers before the next measurement

@@ -29,7 +29,7 @@ from pda_data.io.images import ImageError, load_image, save_image
 from pda_data.io.table import TableError
 from pda_data.schema import ANIME56, HUMAN68, normalize_points
 from pda_data.shards.index import split_of
-from pda_data.stream.core import images_to_tensor
+from pda_data.stream.augment import images_to_tensor
 from pda_data.viz.sheet import contact_sheet
 from pda_train.inference import metrics
 from pda_train.inference.export import Translator

@@ -25,7 +25,7 @@ from pda_data.geometry.crop import crop_face, resize_to_model
 from pda_data.io.images import ImageError, load_image, save_image
 from pda_data.io.sources import IMAGE_SUFFIXES
 from pda_data.schema import normalize_points
-from pda_data.stream.core import images_to_tensor
+from pda_data.stream.augment import images_to_tensor
 from pda_data.viz.sheet import contact_sheet
 from pda_train.inference.export import Translator
 from pda_train.training.tracking import to_uint8

@@ -1,1 +1,2 @@
-"""Training: the loop over stages, checkpoints, runtime (device, DDP, AMP) and logging."""
+"""Training: the stage plan, one step per kind of update, the stage strategies and the loop around them,
+plus checkpoints, runtime (device, DDP, AMP) and logging."""
