@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 import yaml
+from shard_world import anime_annotations, portrait_folder, synth_folder
+from typer.testing import CliRunner
 
+from pda_data.shards.core import pack
 from pda_data.synthesis.augportrait import FusionOptions
+from pda_train.cli import app
 from pda_train.config import DEFAULT_PRESET, get_preset
 from pda_train.manifest import (
     MANIFEST_KEYS,
@@ -20,6 +26,7 @@ from pda_train.manifest import (
     write_resolved,
 )
 from pda_train.training.loop import aux_phase, plan_stages, stage1_phase
+from pda_train.training.tracking import read_metrics
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
 
@@ -252,3 +259,67 @@ def test_phases_follow_the_step() -> None:
     assert [stage1_phase(s, 10, exp, True) for s in range(10)] == ["ldn"] * 2 + ["psn"] * 3 + ["joint"] * 5
     assert [stage1_phase(s, 10, exp, False) for s in range(10)] == ["psn"] * 3 + ["joint"] * 7
     assert [aux_phase(s, exp) for s in range(8)] == ["detector"] * 2 + ["structure"] * 3 + ["highlight"] * 3
+
+
+@pytest.fixture
+def one_thread() -> Any:
+    """One torch thread (``run --threads 1`` sets it process-wide): restored for the tests after this one."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_saved_manifest_restarts_the_same_experiment(
+    tmp_path: Path, samples_dir: Path, one_thread: Any
+) -> None:
+    """`pda-train run --manifest RUN/experiment.yaml --out RUN2` logs the losses RUN logged, step for step."""
+    size = 64  # the tiny preset's resolution
+    sources = {
+        "coser": portrait_folder(tmp_path / "cosers", 4, prefix="coser", size=size, seed=0),
+        "human": portrait_folder(tmp_path / "humans", 4, prefix="human", size=size, seed=1),
+        "anime": anime_annotations(tmp_path / "anime", samples_dir, 4, size=size),
+        "structure": synth_folder(tmp_path / "structure", samples_dir, 6, size=size),
+        "highlight": synth_folder(tmp_path / "highlight", samples_dir, 6, size=size, seed=3),
+    }
+    pack(tmp_path / "shards", sources, test_fraction=0.3, shard_size=3)
+    manifest = _write(
+        tmp_path,
+        {
+            "name": "restart",
+            "seed": 3,
+            "schedule": {"iterations": [3, 2, 0], "batch_size": 2},
+            "data": {"shards": "shards", "aug_prob": 1.0, "fusion": {"grid": 8, "feather": [0.05, 0.05]}},
+            "aux": {"detector_steps": 1, "classifier_steps": 1, "batch_size": 2, "eval_batches": 1},
+            "stage1": {"ldn_only": 0.34, "psn_only": 0.34},
+            "plan": "coser_aug",
+            "log_every": 1,
+            "sample_every": 0,
+            "checkpoint_every": 0,
+        },
+    )
+    runner = CliRunner()
+    flags = ["--device", "cpu", "--threads", "1", "--no-tensorboard"]
+    first, second = tmp_path / "run", tmp_path / "run2"
+    res = runner.invoke(app, ["run", "--manifest", str(manifest), "--out", str(first), *flags])
+    assert res.exit_code == 0, res.output
+    saved = first / "experiment.yaml"
+    res = runner.invoke(app, ["run", "--manifest", str(saved), "--out", str(second), *flags])
+    assert res.exit_code == 0, res.output
+    assert load_experiment(saved) == load_experiment(manifest) == load_experiment(second / "experiment.yaml")
+
+    def losses(run: Path) -> list[tuple[str, int, dict[str, float]]]:
+        return [
+            (r["stage"], r["step"], {k: v for k, v in r.items() if k.startswith(("loss/", "lr/"))})
+            for r in read_metrics(run)
+            if any(k.startswith("loss/") for k in r)
+        ]
+
+    logged = losses(first)
+    assert [(stage, step) for stage, step, _ in logged] == [("aux", 1), ("aux", 2), ("aux", 3)] + [
+        ("1", s) for s in (1, 2, 3)
+    ] + [("2", 1), ("2", 2)]
+    assert all(values for _, _, values in logged)
+    # The same experiment on the same machine and thread count: equal to float rounding of identical ops.
+    for (stage, step, values), (stage2, step2, values2) in zip(logged, losses(second), strict=True):
+        assert (stage2, step2) == (stage, step)
+        assert values2 == pytest.approx(values, rel=1e-6, abs=1e-9), (stage, step)
