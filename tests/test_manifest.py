@@ -323,3 +323,11 @@ def test_saved_manifest_restarts_the_same_experiment(
     for (stage, step, values), (stage2, step2, values2) in zip(logged, losses(second), strict=True):
         assert (stage2, step2) == (stage, step)
         assert values2 == pytest.approx(values, rel=1e-6, abs=1e-9), (stage, step)
+
+
+
+def test_demo_manifest_documents_the_fusion_defaults() -> None:
+    """demo.yaml shows data.fusion as a comment with the defaults: they must be FusionOptions' own."""
+    lines = [line.strip() for line in (MANIFESTS / "demo.yaml").read_text().splitlines()]
+    shown = yaml.safe_load(next(line for line in lines if line.startswith("# fusion:"))[2:])
+    assert experiment_from_dict({"data": {"shards": "/x", **shown}}).data.fusion == FusionOptions()
