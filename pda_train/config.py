@@ -8,49 +8,105 @@ code with different numbers, and each ablation of the paper's Table 4 is a field
 * "Full Landmarks": ``ModelConfig.landmark_set = "full"``;
 * "w/o L_structure", "w/o L_highlight", "w/o L_cam": the matching ``LossWeights`` field set to 0.
 
-YAML manifests override fields by name through :meth:`Preset.from_dict`, which names an unknown key.
+:func:`from_mapping` builds any configuration dataclass (these and the manifest's sections) from a parsed
+YAML mapping, checked against the type hints; its errors name the dotted key (``model.psn_channels``).
+Manifests override a preset's fields by name (:meth:`Preset.from_dict`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 LandmarkSet = Literal["contour", "full"]
-LANDMARK_SETS: tuple[str, ...] = ("contour", "full")
+LANDMARK_SETS: tuple[str, ...] = typing.get_args(LandmarkSet)
+DEFAULT_PRESET = "tiny"  # the preset of a manifest without ``preset:`` and of ``pda-train describe``
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
-    """A configuration key or value that does not fit the dataclasses."""
+    """A configuration key or value that does not fit its dataclass; the message names the dotted key."""
 
 
-def _fits(value: Any, default: Any) -> bool:
-    """Whether ``value`` has the type of a field's ``default``: ints pass for floats, bools only as bools."""
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(value, bool) and isinstance(default, bool)
-    if isinstance(default, float):
-        return isinstance(value, int | float)
-    return isinstance(value, type(default))
+def from_mapping(cls: type[T], value: Any, where: str = "", base: T | None = None) -> T:
+    """Dataclass ``cls`` from the parsed YAML/JSON mapping ``value``, laid over ``base`` (default ``cls()``).
 
-
-def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
-    """Build dataclass ``cls`` from ``data``; unknown keys raise ConfigError naming key and section."""
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(names))})")
-    values = {}
-    for key, value in data.items():
-        # Tuples come back from YAML as lists.
-        value = tuple(value) if isinstance(value, list) else value
-        if not _fits(value, names[key].default):
-            raise ConfigError(f"{where}.{key}: expected {type(names[key].default).__name__}, got {value!r}")
-        values[key] = value
+    Every key must be a field of ``cls``; each value is checked against the field's type hint by
+    :func:`check_value` (nested dataclasses recursively, over the matching field of ``base``). Errors,
+    including the ones ``__post_init__`` raises, are a ConfigError naming the dotted key under ``where``.
+    """
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{_at(where)}expected a mapping, got {type(value).__name__}")
+    reject_unknown(value, [f.name for f in dataclasses.fields(cls) if f.init], where)  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    base = cls() if base is None else base
+    values = {k: check_value(_join(where, k), v, hints[k], getattr(base, k)) for k, v in value.items()}
     try:
-        return cls(**values)
+        return dataclasses.replace(base, **values)  # type: ignore[type-var]
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{where}: {err}") from err
+        raise ConfigError(f"{_at(where)}{err}") from None
+
+
+def reject_unknown(value: dict[str, Any], known: list[str], where: str = "") -> None:
+    """Raise ConfigError naming the first key of ``value`` that is not in ``known``."""
+    unknown = sorted(set(value) - set(known), key=str)
+    if unknown:
+        raise ConfigError(f"{_join(where, unknown[0])}: unknown key (known: {', '.join(known)})")
+
+
+def check_value(key: str, value: Any, expected: Any, base: Any = None) -> Any:
+    """``value`` converted to the type hint ``expected``, or a ConfigError naming ``key``.
+
+    Ints pass for floats, bools only as bools; YAML lists become tuples; ``base`` is what a nested
+    dataclass mapping overrides.
+    """
+    origin, args = typing.get_origin(expected), typing.get_args(expected)
+    if dataclasses.is_dataclass(expected):
+        return from_mapping(expected, value, key, base)  # type: ignore[arg-type]
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, args))}")
+        return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+        # YAML reads `2:` as an int key: keys are names, so they are checked as strings.
+        return {
+            check_value(_join(key, str(k)), str(k), args[0]): check_value(_join(key, str(k)), v, args[1])
+            for k, v in value.items()
+        }
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} ({value!r})")
+        types = (args[0],) * len(value) if args[-1] is Ellipsis else args
+        if len(value) != len(types):
+            raise ConfigError(f"{key}: expected {len(types)} values, got {len(value)} ({list(value)})")
+        pairs = enumerate(zip(value, types, strict=True))
+        return tuple(check_value(f"{key}.{i}", v, t) for i, (v, t) in pairs)
+    if expected is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if expected is str and isinstance(value, str | Path):
+        return str(value)
+    if expected is bool and isinstance(value, bool):
+        return value
+    name = getattr(expected, "__name__", str(expected))
+    raise ConfigError(f"{key}: expected {name}, got {type(value).__name__} ({value!r})")
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _at(where: str) -> str:
+    return f"{where}: " if where else ""
 
 
 @dataclass(frozen=True)
@@ -155,22 +211,11 @@ class Preset:
     schedule: Schedule = field(default_factory=Schedule)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], base: Preset | None = None) -> Preset:
-        """Override ``base`` (default: the paper preset) with ``{"model": {...}, "losses": {...}, ...}``."""
-        base = base or PRESETS["paper"]
-        if not isinstance(data, dict):
-            raise ConfigError(f"preset: expected a mapping, got {type(data).__name__}")
-        sections = {"model": ModelConfig, "losses": LossWeights, "schedule": Schedule}
-        unknown = sorted(set(data) - set(sections) - {"name"})
-        if unknown:
-            raise ConfigError(f"preset: unknown key {unknown[0]!r} (known: name, {', '.join(sections)})")
-        parts = {}
-        for key, cls_ in sections.items():
-            override = data.get(key) or {}
-            if not isinstance(override, dict):
-                raise ConfigError(f"{key}: expected a mapping, got {type(override).__name__}")
-            parts[key] = _from_dict(cls_, {**dataclasses.asdict(getattr(base, key)), **override}, key)
-        return cls(name=str(data.get("name", base.name)), **parts)
+    def from_dict(cls, data: dict[str, Any]) -> Preset:
+        """The preset named ``data["name"]`` (default :data:`DEFAULT_PRESET`) with the ``model``, ``losses``
+        and ``schedule`` mappings of ``data`` overriding its fields; ConfigError names a bad key."""
+        name = data.get("name", DEFAULT_PRESET) if isinstance(data, dict) else DEFAULT_PRESET
+        return from_mapping(cls, data, base=get_preset(check_value("name", name, str)))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (for checkpoints and logs); inverse of :meth:`from_dict`."""

@@ -2,28 +2,35 @@
 
 A manifest names the shard sets, a model preset (:mod:`pda_train.config`) with field overrides, the auxiliary
 pretraining, the per-stage split of stage 1, the training plan (the full three-stage scheme or one of the
-data ablations of Table 4), and the logging and checkpoint intervals. Every key is checked on load; an error
-names the file, the dotted key and the problem. The resolved manifest (all defaults filled in) is written into
-every run folder and checkpoint, so a result can be traced to its settings.
+data ablations of Table 4), and the logging and checkpoint intervals. Every key is checked on load against
+the dataclasses below (:func:`pda_train.config.from_mapping`); an error names the file, the dotted key and
+the problem. Every default is the dataclass field's.
 
 Top-level keys (all optional except ``data.shards``)::
 
     name: demo                   # run name (logs)
-    preset: tiny                 # a name from pda_train.config.PRESETS
+    preset: tiny                 # a name from pda_train.config.PRESETS (default DEFAULT_PRESET)
     model: {...}                 # ModelConfig overrides  (use_ldn: false = "w/o LDN", landmark_set: full)
     losses: {...}                # LossWeights overrides  (structure: 0 = "w/o L_structure", ...)
     schedule: {...}              # Schedule overrides     (iterations: [s1, s2, s3], lr_*, batch_size, ...)
-    data: {shards, aug_prob, num_workers, weights}
+    data: {shards, aug_prob, num_workers, weights, fusion}
     aux: {detector_steps, classifier_steps, lr, batch_size, eval_batches}
     stage1: {ldn_only, psn_only}  # fractions of stage 1 spent training LDN alone, then PSN alone
     plan: full                   # full | baseline | coser | coser_aug | coser_human | single_stage
     seed, log_every, sample_every, checkpoint_every
+
+``data.fusion`` is how Aug-Portraits are fused (:class:`pda_data.synthesis.options.FusionOptions`, the
+options of ``pda-data synth-aug``): ``{grid: 32, colour_strength: [0.5, 1.0], feather: [0.03, 0.06]}``.
+
+The saved form: every run folder holds ``experiment.yaml`` (and every checkpoint the same dict,
+:meth:`Experiment.to_dict`): this format with every key written out, ``preset`` as a name followed by its
+fully resolved ``model``, ``losses`` and ``schedule`` sections, and ``data.shards`` absolute. It is itself a
+manifest: ``pda-train run --manifest RUN/experiment.yaml --out RUN2`` starts the same experiment.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,14 +38,26 @@ from typing import Any, Literal
 import yaml
 
 from pda_data.io.files import atomic_write_text
-from pda_train.config import ConfigError, Preset, get_preset
+from pda_data.stream.domains import PORTRAIT_DOMAINS
+from pda_data.synthesis.options import FusionOptions
+from pda_train.config import (
+    DEFAULT_PRESET,
+    ConfigError,
+    Preset,
+    check_value,
+    from_mapping,
+    get_preset,
+    reject_unknown,
+)
 
 Plan = Literal["full", "baseline", "coser", "coser_aug", "coser_human", "single_stage"]
-PORTRAIT_DOMAINS: tuple[str, ...] = ("coser", "aug", "human")
+PortraitDomain = Literal[PORTRAIT_DOMAINS]  # type: ignore[valid-type]
+GanStage = Literal["1", "2", "3"]
+PRESET_KEYS: tuple[str, ...] = ("model", "losses", "schedule")  # a preset's sections, top-level in a manifest
 
 
-class ExperimentError(ValueError):
-    """A manifest that cannot be read or does not validate; the message names the file and key."""
+class ExperimentError(ConfigError):
+    """A manifest file that cannot be read or does not validate; the message starts with the file."""
 
 
 @dataclass(frozen=True)
@@ -46,10 +65,11 @@ class DataSpec:
     """Where the packed shards are and how stage batches are drawn."""
 
     shards: str = ""  # the folder `pda-data pack` wrote (role folders + index.json); relative to the manifest
-    aug_prob: float = 0.5  # Aug-Portrait probability in stages 2 and 3 (Sec. 4.1)
+    aug_prob: float = 0.5  # Aug-Portrait probability in stages 2 and 3 (Sec. 4.1): the one default
     num_workers: int = 0
     # Optional portrait-domain mixing weights per stage: {"2": {"coser": 1, "aug": 1}, ...}.
-    weights: dict[str, dict[str, float]] = field(default_factory=dict)
+    weights: dict[GanStage, dict[PortraitDomain, float]] = field(default_factory=dict)
+    fusion: FusionOptions = FusionOptions()
 
 
 @dataclass(frozen=True)
@@ -73,11 +93,12 @@ class Stage1Spec:
 
 @dataclass(frozen=True)
 class Experiment:
-    """A validated manifest. ``preset`` is resolved to a full :class:`pda_train.config.Preset`."""
+    """A validated manifest. ``preset`` is resolved to a full :class:`pda_train.config.Preset`; ``source``
+    (the file it was read from) is provenance, not part of the experiment: neither compared nor saved."""
 
-    name: str
-    preset: Preset
-    data: DataSpec
+    name: str = "pda"
+    preset: Preset = field(default_factory=lambda: get_preset(DEFAULT_PRESET))
+    data: DataSpec = field(default_factory=DataSpec)
     aux: AuxSpec = field(default_factory=AuxSpec)
     stage1: Stage1Spec = field(default_factory=Stage1Spec)
     plan: Plan = "full"
@@ -85,21 +106,22 @@ class Experiment:
     log_every: int = 10
     sample_every: int = 100
     checkpoint_every: int = 100
-    source: str = ""
+    source: str = field(default="", compare=False)
 
     @property
     def shards(self) -> Path:
         return Path(self.data.shards)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain, fully resolved dict: what checkpoints and the run folder record."""
+        """The saved form (module docstring): a plain dict that :func:`experiment_from_dict` reads back."""
         out = dataclasses.asdict(self)
-        out["preset"] = self.preset.to_dict()
-        return out
+        del out["source"]
+        preset = out.pop("preset")
+        sections = {k: preset[k] for k in PRESET_KEYS}
+        return {"name": out.pop("name"), "preset": preset["name"], **sections, **out}
 
 
-_TOP_KEYS = ("name", "preset", "model", "losses", "schedule", "data", "aux", "stage1", "plan", "seed",
-             "log_every", "sample_every", "checkpoint_every")
+MANIFEST_KEYS: tuple[str, ...] = tuple(Experiment().to_dict())
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -113,48 +135,28 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ExperimentError(f"{p}: not a readable YAML file ({exc})".replace("\n", " ")) from exc
     try:
         exp = experiment_from_dict(raw if raw is not None else {}, base_dir=p.parent)
-    except ExperimentError as exc:
+    except ConfigError as exc:
         raise ExperimentError(f"{p}: {exc}") from None
     return dataclasses.replace(exp, source=str(p))
 
 
 def experiment_from_dict(raw: Any, base_dir: Path | None = None) -> Experiment:
-    """Validate a parsed manifest (see the module docstring for the keys)."""
+    """Validate a parsed manifest (module docstring); a relative ``data.shards`` resolves against
+    ``base_dir`` (default: the working directory). Raises ConfigError naming the dotted key."""
     if not isinstance(raw, dict):
-        raise ExperimentError(f"expected a mapping at the top level, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(_TOP_KEYS))
-    if unknown:
-        raise ExperimentError(f"unknown key {unknown[0]!r} (known: {', '.join(_TOP_KEYS)})")
-    preset_name = _check("preset", raw.get("preset", "tiny"), str)
-    try:
-        preset = Preset.from_dict(
-            {k: raw[k] for k in ("model", "losses", "schedule") if k in raw}, base=get_preset(preset_name)
-        )
-    except ConfigError as exc:
-        raise ExperimentError(str(exc)) from None
-    data = _build(DataSpec, raw.get("data"), "data")
-    if not data.shards:
-        raise ExperimentError("data.shards: required (the folder written by `pda-data pack`)")
-    if base_dir is not None and not Path(data.shards).is_absolute():
-        data = dataclasses.replace(data, shards=str((base_dir / data.shards).resolve()))
-    for stage, weights in data.weights.items():
-        if stage not in ("1", "2", "3"):
-            raise ExperimentError(f"data.weights.{stage}: stage must be 1, 2 or 3")
-        bad = sorted(set(weights) - set(PORTRAIT_DOMAINS))
-        if bad:
-            raise ExperimentError(f"data.weights.{stage}.{bad[0]}: not one of {PORTRAIT_DOMAINS}")
-    exp = Experiment(
-        name=_check("name", raw.get("name", "pda"), str),
-        preset=preset,
-        data=data,
-        aux=_build(AuxSpec, raw.get("aux"), "aux"),
-        stage1=_build(Stage1Spec, raw.get("stage1"), "stage1"),
-        plan=_check("plan", raw.get("plan", "full"), Plan),
-        seed=_check("seed", raw.get("seed", 0), int),
-        log_every=_check("log_every", raw.get("log_every", 10), int),
-        sample_every=_check("sample_every", raw.get("sample_every", 100), int),
-        checkpoint_every=_check("checkpoint_every", raw.get("checkpoint_every", 100), int),
+        raise ConfigError(f"expected a mapping at the top level, got {type(raw).__name__}")
+    reject_unknown(raw, list(MANIFEST_KEYS))
+    preset = Preset.from_dict(
+        {"name": check_value("preset", raw.get("preset", DEFAULT_PRESET), str)}
+        | {k: raw[k] for k in PRESET_KEYS if k in raw}
     )
+    rest = {k: v for k, v in raw.items() if k != "preset" and k not in PRESET_KEYS}
+    exp = from_mapping(Experiment, rest, base=Experiment(preset=preset))
+    if not exp.data.shards:
+        raise ConfigError("data.shards: required (the folder written by `pda-data pack`)")
+    if not Path(exp.data.shards).is_absolute():
+        shards = str((Path(base_dir or ".") / exp.data.shards).resolve())
+        exp = dataclasses.replace(exp, data=dataclasses.replace(exp.data, shards=shards))
     _check_ranges(exp)
     return exp
 
@@ -176,51 +178,27 @@ def _check_ranges(exp: Experiment) -> None:
         ("sample_every", exp.sample_every >= 0, "must be >= 0 (0 = only at stage end)"),
         ("checkpoint_every", exp.checkpoint_every >= 0, "must be >= 0 (0 = only at stage end)"),
     ]
-    for weights in exp.data.weights.values():
-        rules += [(f"data.weights: {k}", v >= 0, "must be >= 0") for k, v in weights.items()]
+    for stage, weights in exp.data.weights.items():
+        rules += [(f"data.weights.{stage}.{k}", v >= 0, "must be >= 0") for k, v in weights.items()]
     for key, ok, problem in rules:
         if not ok:
-            raise ExperimentError(f"{key}: {problem}")
+            raise ConfigError(f"{key}: {problem}")
 
 
-def _build(cls: type, value: Any, where: str) -> Any:
-    """Dataclass ``cls`` from a mapping, checking unknown keys and every field's type."""
-    if value is None:
-        return cls()
-    if not isinstance(value, dict):
-        raise ExperimentError(f"{where}: expected a mapping, got {type(value).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(value) - set(names))
-    if unknown:
-        raise ExperimentError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(names)})")
-    return cls(**{k: _check(f"{where}.{k}", v, hints[k]) for k, v in value.items()})
+class _SavedFormDumper(yaml.SafeDumper):
+    """Tuples (iterations, betas, ranges) as one-line lists, as a hand-written manifest has them."""
 
 
-def _check(key: str, value: Any, expected: Any) -> Any:
-    """Return ``value`` converted to ``expected`` (int -> float allowed), or raise naming ``key``."""
-    origin = typing.get_origin(expected)
-    if origin is Literal:
-        choices = typing.get_args(expected)
-        if value not in choices:
-            raise ExperimentError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
-        return value
-    if origin is dict:
-        key_type, value_type = typing.get_args(expected)
-        if not isinstance(value, dict):
-            raise ExperimentError(f"{key}: expected a mapping, got {type(value).__name__}")
-        return {str(k): _check(f"{key}.{k}", v, value_type) for k, v in value.items()}
-    if expected is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if expected is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if expected is str and isinstance(value, str | Path):
-        return str(value)
-    if expected is bool and isinstance(value, bool):
-        return value
-    raise ExperimentError(f"{key}: expected {expected.__name__}, got {type(value).__name__} ({value!r})")
+_SavedFormDumper.add_representer(
+    tuple, lambda dumper, value: dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=True)
+)
 
 
 def write_resolved(exp: Experiment, path: str | Path) -> None:
-    """Write the fully resolved manifest as YAML (atomic)."""
-    atomic_write_text(path, yaml.safe_dump(exp.to_dict(), sort_keys=False))
+    """Write the saved form of ``exp`` as YAML (atomic), with a comment naming where it came from."""
+    origin = f" (from {exp.source})" if exp.source else ""
+    header = (
+        f"# The resolved manifest of run {exp.name!r}{origin}: every value written out.\n"
+        "# `pda-train run --manifest <this file> --out <folder>` starts the same experiment.\n"
+    )
+    atomic_write_text(path, header + yaml.dump(exp.to_dict(), Dumper=_SavedFormDumper, sort_keys=False))

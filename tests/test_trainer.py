@@ -120,7 +120,7 @@ def test_max_steps_pauses_mid_stage_with_a_checkpoint(trained: dict[str, Any]) -
     lr_ldn, lr_psn = exp.preset.schedule.learning_rates(2, 3)
     assert saved["optimizers"]["psn_g"]["param_groups"][0]["lr"] == pytest.approx(lr_psn)
     assert saved["optimizers"]["ldn_g"]["param_groups"][0]["lr"] == pytest.approx(lr_ldn)
-    assert saved["manifest"]["preset"]["name"] == "tiny"
+    assert saved["manifest"]["preset"] == "tiny" and saved["manifest"] == exp.to_dict()
     assert set(saved["rng"]) >= {"torch", "python", "numpy_global"}
 
 

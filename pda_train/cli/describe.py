@@ -9,8 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_train.config import PRESETS, ConfigError, get_preset
-from pda_train.manifest import ExperimentError, load_experiment
+from pda_train.config import DEFAULT_PRESET, PRESETS, ConfigError, get_preset
 
 
 def _mib(n_bytes: int) -> str:
@@ -20,7 +19,7 @@ def _mib(n_bytes: int) -> str:
 def describe(
     preset: Annotated[
         str, typer.Option("--preset", "-p", help=f"Configuration to describe: {', '.join(sorted(PRESETS))}.")
-    ] = "tiny",
+    ] = DEFAULT_PRESET,
     manifest: Annotated[
         Path | None,
         typer.Option("--manifest", "-m", help="Describe this run manifest's preset with its overrides."),
@@ -36,11 +35,12 @@ def describe(
     Nothing is computed: the model is traced on PyTorch's meta device, so the paper's 256x256
     configuration takes a few seconds.
     """
+    from pda_train.manifest import load_experiment
     from pda_train.nets.summary import summarize
 
     try:
         config = load_experiment(manifest).preset if manifest else get_preset(preset)
-    except (ConfigError, ExperimentError) as err:
+    except ConfigError as err:  # ExperimentError is one
         raise typer.BadParameter(str(err), param_hint="--manifest" if manifest else "--preset") from None
     rows = summarize(config, batch_size or None)
     batch = batch_size or config.schedule.batch_size

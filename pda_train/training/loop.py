@@ -164,7 +164,7 @@ class Trainer:
         if not path.is_file():
             raise TrainingError(f"--resume: {path} does not exist (nothing to resume; drop --resume)")
         state = ckpt.load_checkpoint(path, map_location=self.rt.device)
-        saved = state["manifest"]["preset"]["model"]
+        saved = state["manifest"]["model"]
         if saved != dataclasses.asdict(self.exp.preset.model):
             raise TrainingError(
                 f"{path}: the checkpoint's model config differs from the manifest's; "

@@ -70,6 +70,7 @@ def gan_stream(ctx: StageContext, plan: StagePlan, step: int) -> Iterator[dict[s
             image_size=exp.preset.model.image_size,
             seed=stream_seed(exp.seed, plan.name, step, ctx.rt.rank),
             num_workers=exp.data.num_workers,
+            fusion=exp.data.fusion,
         )
     )
 
