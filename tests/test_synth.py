@@ -307,6 +307,7 @@ def _images(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((folder / "images").glob("*.png"))}
 
 
+@pytest.mark.slow
 def test_synth_structure_command(world: Path, tmp_path: Path) -> None:
     out = tmp_path / "st"
     _invoke(
