@@ -118,7 +118,8 @@ def check_spline_system(centres: Tensor, system: Tensor) -> None:
     (coincident or nearly coincident points drive it up).
     """
     points = centres.detach().to("cpu", torch.float64).numpy()
-    condition = torch.linalg.cond(system.detach().to("cpu", torch.float64)).numpy()
+    # numpy's SVD: torch's batched one costs milliseconds per call under thread contention.
+    condition = np.linalg.cond(system.detach().to("cpu", torch.float64).numpy())
     for i, (pts, cond) in enumerate(zip(points, condition, strict=True)):
         where = f" (batch item {i})" if len(points) > 1 else ""
         reason = _degenerate_reason(pts)
