@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 DEMO_OUT ?= demo_out
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test lint install install-test clean
+.PHONY: demo test test-fast lint install install-test clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ demo: install
 test: install-test
 	$(PY) -m ruff check pda_data pda_train tools tests
 	$(PY) -m pytest -q
+
+# The suite without the process-spawning tests (marked slow); `make test` runs everything.
+test-fast: install-test
+	$(PY) -m ruff check pda_data pda_train tools tests
+	$(PY) -m pytest -q -m "not slow"
 
 lint: install-test
 	$(PY) -m ruff check pda_data pda_train tools tests

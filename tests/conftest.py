@@ -12,6 +12,17 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PDA_SHARED", REPO.parent / "shared"))
+TERMINAL_COLUMNS = "200"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A 200-column terminal for every test, whatever the caller's: CLI text is never wrapped.
+
+    Set before any test module imports a CLI, because rich consoles made at import time read COLUMNS once
+    (typer's read TERMINAL_WIDTH); subprocesses inherit it.
+    """
+    os.environ["COLUMNS"] = TERMINAL_COLUMNS
+    os.environ["TERMINAL_WIDTH"] = TERMINAL_COLUMNS
 
 
 @pytest.fixture(scope="session")

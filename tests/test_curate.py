@@ -169,6 +169,7 @@ def test_interrupted_run_resumes(raw: Path, humans_run: tuple[Path, pd.DataFrame
     pd.testing.assert_frame_equal(read_portraits(tmp_path), full)
 
 
+@pytest.mark.slow
 def test_two_workers_match_one(raw: Path, humans_run: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
     _, full = humans_run
     run_curation([raw], tmp_path, HUMAN_DEFAULTS, workers=2)

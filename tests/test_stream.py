@@ -148,6 +148,7 @@ def test_readers_split_shards_disjointly(packed: Path, monkeypatch: pytest.Monke
     assert set().union(*seen) == set(urls) and sum(len(s) for s in seen) == len(urls)
 
 
+@pytest.mark.slow
 def test_two_ranks_two_workers_read_disjoint_shards(packed: Path, tmp_path: Path) -> None:
     proc = run_torchrun(REPO / "tests" / "ddp_stream_worker.py", str(packed), str(tmp_path), "6", timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -229,6 +230,7 @@ def test_shuffle_buffer_permutes_reproducibly() -> None:
     assert max(abs(i - v) for i, v in enumerate(a[:500])) < 400
 
 
+@pytest.mark.slow
 def test_worker_batches_equal_in_process_batches(packed: Path) -> None:
     """Workers ship uint8 batches; the float conversion in the main process gives the same tensors."""
     inline = next(iter(stage_loader(packed, COSER, batch_size=4, image_size=40, seed=5)))

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from synth_world import (
     SELFIES,
     anime_points,
@@ -227,11 +228,54 @@ def test_fuse_pastes_the_human_face_into_the_coser_only(humans: dict) -> None:
     assert not np.array_equal(no_colour, f.image)
 
 
-def test_fuse_rejects_degenerate_landmarks(humans: dict) -> None:
+def _diagonal(n: int = 68) -> np.ndarray:
+    return np.stack([np.linspace(10, 200, n), np.linspace(10, 200, n)], 1)
+
+
+def _unsolvable(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the spline was solved: degenerate points must be caught before")
+
+
+def test_fuse_rejects_degenerate_landmarks(humans: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     (human, h_pts), (coser, c_pts) = (humans[n] for n in SELFIES)
-    line = np.stack([np.linspace(10, 200, 68), np.linspace(10, 200, 68)], 1)
-    with pytest.raises(ValueError, match="degenerate"):
-        fuse(human, h_pts, coser, line, np.random.default_rng(0))  # collinear targets: no spline
+    monkeypatch.setattr(torch.linalg, "solve", _unsolvable)  # whatever the solver would do with them
+    with pytest.raises(ValueError, match="degenerate control points: all 60 points lie .*on one line"):
+        fuse(human, h_pts, coser, _diagonal(), np.random.default_rng(0))  # collinear targets: no spline
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("collinear", "on one line"),
+        ("near_collinear", "on one line"),  # a line plus 1e-9 px of noise
+        ("duplicated", "only 2 distinct point"),  # every target on one of two points
+        ("too_few", "only 2 distinct point"),  # two landmark pairs
+        ("collapsed", "only 1 distinct point"),
+    ],
+)
+def test_warp_rejects_degenerate_targets_before_solving(
+    humans: dict, monkeypatch: pytest.MonkeyPatch, case: str, reason: str
+) -> None:
+    (human, h_pts), (_, c_pts) = (humans[n] for n in SELFIES)
+    line = _diagonal()
+    targets = {
+        "collinear": line,
+        "near_collinear": line + np.random.default_rng(1).normal(0.0, 1e-9, line.shape),
+        "duplicated": np.where(np.arange(68)[:, None] % 2 == 0, c_pts[0], c_pts[8]),
+        "too_few": c_pts[[0, 8]],
+        "collapsed": np.full((68, 2), 100.0),
+    }[case]
+    monkeypatch.setattr(torch.linalg, "solve", _unsolvable)
+    with pytest.raises(ValueError, match=f"degenerate control points: .*{reason}"):
+        warp_to_landmarks(human, h_pts[: len(targets)], targets, (256, 256))
+
+
+def test_real_landmarks_are_not_degenerate(humans: dict) -> None:
+    """Both selfies' 68 points (the closed mouth's coinciding inner lips merged) warp onto each other."""
+    (a, a_pts), (b, b_pts) = (humans[n] for n in SELFIES)
+    for image, src, dst in ((a, a_pts, b_pts), (b, b_pts, a_pts)):
+        out = warp_to_landmarks(image, src, dst, (256, 256))
+        assert out.shape == image.shape and out.dtype == np.uint8
 
 
 # --- commands -------------------------------------------------------------------------------------------
@@ -266,6 +310,7 @@ def _images(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((folder / "images").glob("*.png"))}
 
 
+@pytest.mark.slow
 def test_synth_structure_command(world: Path, tmp_path: Path) -> None:
     out = tmp_path / "st"
     _invoke(

@@ -293,6 +293,7 @@ def _wait_for_step(path: Path, above: int, proc: subprocess.Popen, timeout: floa
     raise AssertionError(f"{path} did not pass step {above} in {timeout} s")
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_a_loadable_checkpoint_and_sigint_checkpoints_and_exits(
     world: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -351,6 +352,7 @@ def test_sigkill_leaves_a_loadable_checkpoint_and_sigint_checkpoints_and_exits(
     assert steps == sorted(set(steps))  # records logged after the killed run's checkpoint were dropped
 
 
+@pytest.mark.slow
 def test_ddp_two_gloo_ranks_end_with_identical_parameters(world: dict[str, Path], tmp_path: Path) -> None:
     proc = run_torchrun(TESTS / "ddp_train_worker.py", str(world["shards"]), str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]

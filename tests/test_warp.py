@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -9,6 +13,7 @@ import torch
 from scipy.interpolate import RBFInterpolator
 
 from pda_data.geometry.warp import (
+    MAX_CONDITION,
     border_anchors,
     piecewise_affine_warp,
     tps_eval,
@@ -17,6 +22,8 @@ from pda_data.geometry.warp import (
     tps_warp,
 )
 from pda_data.schema import normalize_points
+
+SAMPLE_POINTS = Path(__file__).resolve().parent / "fixtures" / "synth_anime56.json"
 
 
 def _face_contour(n: int = 17) -> np.ndarray:
@@ -193,3 +200,78 @@ def test_smoothing_matches_scipy_and_tames_duplicate_points() -> None:
     dup_src, dup_dst = torch.cat([src, src[:, :1] + 0.01], 1), torch.cat([dst, dst[:, :1]], 1)
     grid = tps_grid(dup_src, dup_dst, (32, 32), smoothing=1e-6)
     assert torch.isfinite(grid).all() and grid.abs().max() < 1.5
+
+
+def _unsolvable(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the spline was solved: degenerate points must be caught before")
+
+
+ILL_CONDITIONED = r"the spline system is ill-conditioned, condition number \S+ > " + re.escape(
+    f"{MAX_CONDITION:.0e}"
+)
+
+
+def _line(n: int = 17) -> np.ndarray:
+    t = np.linspace(-0.8, 0.8, n)
+    return np.stack([t, 0.5 * t], -1)
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("collinear", r"all 17 points lie \(nearly\) on one line"),
+        ("near_collinear", r"all 17 points lie \(nearly\) on one line"),
+        ("duplicated", r"only 2 distinct point\(s\) of 17"),
+        ("too_few", r"only 2 distinct point\(s\) of 2"),
+        ("coincident_pair", ILL_CONDITIONED),
+        ("near_coincident_pair", ILL_CONDITIONED),
+    ],
+)
+def test_check_names_why_points_are_degenerate(
+    monkeypatch: pytest.MonkeyPatch, case: str, reason: str
+) -> None:
+    contour = _face_contour()
+    centres = {
+        "collinear": _line(),
+        "near_collinear": _line() + np.random.default_rng(0).normal(0.0, 1e-9, (17, 2)),
+        "duplicated": np.where(np.arange(17)[:, None] % 2 == 0, contour[0], contour[8]),
+        "too_few": contour[[0, 8]],
+        "coincident_pair": np.concatenate([contour, contour[:1]]),
+        "near_coincident_pair": np.concatenate([contour, contour[:1] + 1e-6]),  # 1e-4 px at 256 px
+    }[case]
+    centres = torch.from_numpy(centres)[None]
+    monkeypatch.setattr(torch.linalg, "solve", _unsolvable)  # the check must not rely on the solver
+    with pytest.raises(ValueError, match=f"^degenerate control points: {reason}"):
+        tps_fit(centres, centres.clone(), check=True)
+
+
+def test_check_names_the_degenerate_batch_item() -> None:
+    batch = torch.from_numpy(np.stack([_face_contour(), _line()]))
+    with pytest.raises(ValueError, match=r"^degenerate control points \(batch item 1\): all 17 points lie"):
+        tps_fit(batch, batch.clone(), check=True)
+
+
+def test_check_passes_real_landmarks_and_anchored_lines() -> None:
+    doc = json.loads(SAMPLE_POINTS.read_text())["images"]
+    points = np.stack([normalize_points(np.asarray(p, float), 256, 256) for p in doc.values()])
+    points = torch.from_numpy(points)
+    values = points + 0.01
+    checked = tps_fit(points, values, check=True)
+    for ours, plain in zip(checked, tps_fit(points, values), strict=True):
+        assert torch.equal(ours, plain)  # the check only reads
+    # The anchors are control points too: points on one line warp fine with the border pinned.
+    line = torch.from_numpy(_line())[None]
+    with pytest.raises(ValueError, match="on one line"):
+        tps_grid(line, line + 0.02, (32, 32), anchors=False, check=True)
+    assert torch.isfinite(tps_grid(line, line + 0.02, (32, 32), anchors=True, check=True)).all()
+
+
+def test_check_keeps_gradients() -> None:
+    src, dst = _random_pairs(1, 6, seed=8)
+    image = torch.rand(1, 1, 9, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    grads = []
+    for check in (False, True):
+        s, d = src.clone().requires_grad_(True), dst.clone().requires_grad_(True)
+        tps_warp(image, s, d, grid=None, check=check).square().sum().backward()
+        grads.append((s.grad, d.grad))
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))

@@ -125,7 +125,7 @@ def _deform(image: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
     s = torch.from_numpy(normalize_points(src, w, h))[None]
     d = torch.from_numpy(normalize_points(dst, w, h))[None]
-    out = tps_warp(t, s, d, grid=64)
+    out = tps_warp(t, s, d, grid=64, check=True)
     return out[0].numpy().transpose(1, 2, 0)
 
 

@@ -9,6 +9,11 @@ The kernel is U(r) = r^2 log r with a degree-1 polynomial, the same spline as
 ``scipy.interpolate.RBFInterpolator(kernel="thin_plate_spline")``. The spline is solved in float64 so that
 gradients through ``torch.linalg.solve`` stay accurate; both the torch warp and the numpy/cv2 Aug-Portrait
 path go through :func:`tps_grid`, so there is one spline implementation.
+
+Control points from user data (detected or annotated landmarks) are checked before solving with
+``check=True`` (:func:`check_spline_system`): too few distinct points, all points (nearly) on one line, or a
+condition number above :data:`MAX_CONDITION` raise a ValueError that says which. The check costs an SVD
+and a host sync, so the trainer's warp of generated points leaves it off.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from scipy.spatial import Delaunay, QhullError
 from torch import Tensor
 
 _EPS = 1e-20
+MAX_CONDITION = 1e10  # 2-norm condition number of the spline system; float64 keeps >= 6 digits below it
+MIN_SPREAD = 1e-3  # points whose spread across their main line is below this fraction of it are collinear
+_COINCIDENT = 1e-9  # points closer than this fraction of the point set's extent are one point
 
 
 def _kernel(sq_dist: Tensor) -> Tensor:
@@ -55,13 +63,15 @@ def border_anchors(
     return torch.cat([top, right, bottom, left], 0)
 
 
-def tps_fit(centres: Tensor, values: Tensor, smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
+def tps_fit(
+    centres: Tensor, values: Tensor, smoothing: float = 0.0, *, check: bool = False
+) -> tuple[Tensor, Tensor]:
     """Fit the spline f with f(centres) = values, per batch item.
 
     ``centres`` and ``values`` are (B, N, 2). Returns the kernel weights (B, N, 2) and the affine part
     (B, 3, 2) (rows: constant, x, y). ``smoothing`` is added to the kernel diagonal, as in scipy's
-    RBFInterpolator.
-    Raises ``torch.linalg.LinAlgError`` when the points are degenerate (duplicates, all collinear).
+    RBFInterpolator. With ``check``, degenerate centres raise ValueError before solving
+    (:func:`check_spline_system`); without it they give ``torch.linalg.LinAlgError`` or huge values.
     """
     b, n, _ = centres.shape
     k = _kernel(_sq_dist(centres, centres))
@@ -71,9 +81,55 @@ def tps_fit(centres: Tensor, values: Tensor, smoothing: float = 0.0) -> tuple[Te
     top = torch.cat([k, p], -1)
     bottom = torch.cat([p.transpose(1, 2), torch.zeros(b, 3, 3, dtype=k.dtype, device=k.device)], -1)
     system = torch.cat([top, bottom], 1)
+    if check:
+        check_spline_system(centres, system)
     rhs = torch.cat([values, torch.zeros(b, 3, 2, dtype=values.dtype, device=values.device)], 1)
     solution = torch.linalg.solve(system, rhs)
     return solution[:, :n], solution[:, n:]
+
+
+def _degenerate_reason(points: np.ndarray) -> str | None:
+    """Why a thin-plate spline through ``points`` (N, 2) has no well-defined solution, or None.
+
+    Its affine part needs three distinct points that are not on one line: fewer distinct points (closer
+    than ``_COINCIDENT`` of the extent count as one) or a minor/major spread ratio of the centred points
+    below ``MIN_SPREAD`` are degenerate.
+    """
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    extent = float(np.ptp(pts, axis=0).max()) if len(pts) else 0.0
+    dist = np.hypot(*(pts[:, None, :] - pts[None, :, :]).transpose(2, 0, 1))
+    distinct = len(pts) - int(np.tril(dist <= _COINCIDENT * extent, k=-1).any(1).sum())
+    if distinct < 3:
+        return f"only {distinct} distinct point(s) of {len(pts)}, a spline needs 3 that are not on one line"
+    spread = np.linalg.svd(pts - pts.mean(0), compute_uv=False)
+    if spread[1] < MIN_SPREAD * spread[0]:
+        return (
+            f"all {len(pts)} points lie (nearly) on one line: their spread across it is "
+            f"{spread[1] / spread[0]:.1e} of their spread along it (minimum {MIN_SPREAD:.0e})"
+        )
+    return None
+
+
+def check_spline_system(centres: Tensor, system: Tensor) -> None:
+    """Raise ValueError ("degenerate ...", with the reason) unless every batch item's spline is solvable.
+
+    ``centres`` (B, N, 2) are the control points and ``system`` (B, N+3, N+3) the matrix :func:`tps_fit`
+    solves; beyond :func:`_degenerate_reason`, its condition number must not exceed ``MAX_CONDITION``
+    (coincident or nearly coincident points drive it up).
+    """
+    points = centres.detach().to("cpu", torch.float64).numpy()
+    # numpy's SVD: torch's batched one costs milliseconds per call under thread contention.
+    condition = np.linalg.cond(system.detach().to("cpu", torch.float64).numpy())
+    for i, (pts, cond) in enumerate(zip(points, condition, strict=True)):
+        where = f" (batch item {i})" if len(points) > 1 else ""
+        reason = _degenerate_reason(pts)
+        if reason is None and not cond <= MAX_CONDITION:
+            reason = (
+                f"the spline system is ill-conditioned, condition number {cond:.1e} > {MAX_CONDITION:.0e} "
+                "(nearly coincident points?)"
+            )
+        if reason is not None:
+            raise ValueError(f"degenerate control points{where}: {reason}")
 
 
 def tps_eval(centres: Tensor, weights: Tensor, affine: Tensor, query: Tensor) -> Tensor:
@@ -105,13 +161,15 @@ def tps_grid(
     anchors_per_side: int = 5,
     smoothing: float = 0.0,
     dtype: torch.dtype = torch.float64,
+    check: bool = False,
 ) -> Tensor:
     """The sampling grid (B, H, W, 2) that moves ``src`` content to ``dst`` in an H x W output.
 
     ``grid=None`` evaluates the spline at every output pixel; an int evaluates it on a ``grid`` x ``grid``
     lattice and upsamples the coordinates bilinearly (align_corners=True), which is much faster and, the
     spline being smooth, within a small fraction of a pixel for face-sized deformations. The spline is
-    solved and evaluated in float64; the upsampling and the result use ``dtype``.
+    solved and evaluated in float64; the upsampling and the result use ``dtype``. ``check`` rejects
+    degenerate ``dst`` points (with the anchors) before solving, see :func:`check_spline_system`.
     """
     if src.shape != dst.shape or src.ndim != 3 or src.shape[-1] != 2:
         raise ValueError(f"src and dst must both be (B, N, 2), got {tuple(src.shape)} and {tuple(dst.shape)}")
@@ -121,7 +179,7 @@ def tps_grid(
     src64, dst64 = src.to(torch.float64), dst.to(torch.float64)
     if anchors:
         src64, dst64 = _with_anchors(src64, dst64, anchors_per_side)
-    weights, affine = tps_fit(dst64, src64, smoothing)
+    weights, affine = tps_fit(dst64, src64, smoothing, check=check)
     batch = src.shape[0]
     gh, gw = (height, width) if grid is None else (min(grid, height), min(grid, width))
     coarse = tps_eval(dst64, weights, affine, _mesh(gh, gw, batch, torch.float64, src.device))
@@ -143,13 +201,14 @@ def tps_warp(
     smoothing: float = 0.0,
     mode: str = "bilinear",
     padding_mode: str = "border",
+    check: bool = False,
 ) -> Tensor:
     """Warp ``image`` (B, C, H, W) so that the content at ``src`` (B, N, 2) lands on ``dst`` (B, N, 2).
 
     Points are normalized (x, y) in [-1, 1]. With ``anchors`` the border points are pinned, so the
     background stays put. Differentiable in the image and in both point sets. Coincident control points
     make the spline system singular (``torch.linalg.LinAlgError`` or huge values): drop duplicates or pass a
-    small ``smoothing``.
+    small ``smoothing``; ``check`` (for user data) raises a ValueError that says why before solving.
     """
     if image.ndim != 4:
         raise ValueError(f"image must be (B, C, H, W), got {tuple(image.shape)}")
@@ -166,6 +225,7 @@ def tps_warp(
         anchors_per_side=anchors_per_side,
         smoothing=smoothing,
         dtype=dtype,
+        check=check,
     )
     out = F.grid_sample(image.to(dtype), sampling, mode=mode, padding_mode=padding_mode, align_corners=True)
     return out.to(image.dtype)

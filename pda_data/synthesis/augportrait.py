@@ -44,6 +44,34 @@ class Fusion:
     warped: np.ndarray
 
 
+def landmark_maps(
+    points: np.ndarray,
+    target: np.ndarray,
+    in_shape: tuple[int, int],
+    shape: tuple[int, int],
+    grid: int = 32,
+    window: tuple[slice, slice] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``cv2.remap`` maps (float32 (H, W) x and y, input pixels) that move ``points`` onto ``target``.
+
+    ``points`` (K, 2) are pixels of an ``in_shape`` (H, W) input, ``target`` pixels of a ``shape`` output;
+    ``window`` (row slice, column slice) keeps only that part of the output. Targets within
+    ``_MIN_SPACING`` of an earlier one are merged; a degenerate rest (fewer than 3 distinct points, all
+    (nearly) collinear, an ill-conditioned spline) raises ValueError before solving.
+    """
+    points, target = _distinct(np.asarray(points, np.float64), np.asarray(target, np.float64))
+    h_in, w_in = in_shape
+    h_out, w_out = shape
+    src = torch.from_numpy(normalize_points(points, w_in, h_in))[None]
+    dst = torch.from_numpy(normalize_points(target, w_out, h_out))[None]
+    sampling = tps_grid(src, dst, shape, grid=grid, anchors=False, dtype=torch.float32, check=True)[0].numpy()
+    if window is not None:
+        sampling = sampling[window]
+    map_x = ((sampling[..., 0] + 1.0) * (0.5 * (w_in - 1))).astype(np.float32)
+    map_y = ((sampling[..., 1] + 1.0) * (0.5 * (h_in - 1))).astype(np.float32)
+    return map_x, map_y
+
+
 def warp_to_landmarks(
     image: np.ndarray,
     points: np.ndarray,
@@ -54,24 +82,10 @@ def warp_to_landmarks(
 ) -> np.ndarray:
     """Warp ``image`` so its ``points`` (K, 2, pixels) land on ``target`` (pixels of an ``shape`` output).
 
-    ``window`` (row slice, column slice) renders only that part of the output. Raises ValueError when the
-    spline is degenerate (e.g. all points collinear).
+    ``window`` (row slice, column slice) renders only that part of the output. Degenerate targets raise
+    ValueError before solving (see :func:`landmark_maps`).
     """
-    points, target = _distinct(np.asarray(points, np.float64), np.asarray(target, np.float64))
-    h_in, w_in = image.shape[:2]
-    h_out, w_out = shape
-    src = torch.from_numpy(normalize_points(points, w_in, h_in))[None]
-    dst = torch.from_numpy(normalize_points(target, w_out, h_out))[None]
-    try:
-        sampling = tps_grid(src, dst, shape, grid=grid, anchors=False, dtype=torch.float32)[0].numpy()
-    except torch.linalg.LinAlgError as exc:
-        raise ValueError(f"degenerate landmarks, the spline has no solution ({exc})") from exc
-    if not np.isfinite(sampling).all() or np.abs(sampling).max() > 1e3:
-        raise ValueError("degenerate landmarks, the spline is ill-conditioned")
-    if window is not None:
-        sampling = sampling[window]
-    map_x = ((sampling[..., 0] + 1.0) * (0.5 * (w_in - 1))).astype(np.float32)
-    map_y = ((sampling[..., 1] + 1.0) * (0.5 * (h_in - 1))).astype(np.float32)
+    map_x, map_y = landmark_maps(points, target, image.shape[:2], shape, grid, window)
     return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
