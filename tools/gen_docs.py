@@ -12,7 +12,8 @@ outside the markers is hand-written and left alone. KEY is one of:
 
     python tools/gen_docs.py            # rewrite the stale regions
     python tools/gen_docs.py --check    # exit 1 naming the stale files (and commands without a page)
-    python tools/bench_warp.py | python tools/gen_docs.py --record bench_warp --command "python tools/bench_warp.py"
+    python tools/bench_warp.py | python tools/gen_docs.py --record bench_warp \
+        --command "python tools/bench_warp.py"        # keep a benchmark's last JSON line
 """
 
 from __future__ import annotations
@@ -32,11 +33,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs"
-BENCH_DIR = DOCS / "benchmarks"
-PACKAGES = ("pda_data", "pda_train")
 APPS = {"pda-data": "pda_data.cli", "pda-train": "pda_train.cli"}
-REGION = re.compile(r"(<!-- BEGIN GENERATED: (?P<key>[^>]+?) -->\n)(?P<body>.*?)(<!-- END GENERATED -->)", re.S)
+REGION = re.compile(r"(<!-- BEGIN GENERATED: (?P<key>[^>]+?) -->\n)(?P<body>.*?)(<!-- END GENERATED -->)",
+                    re.S)
 
 
 @dataclass(frozen=True)
@@ -114,8 +113,8 @@ def _type(param: Any, ctx: Any) -> str:
     if getattr(param, "is_flag", False):
         return "flag"
     label = param.display_type(ctx).strip("<>")
-    bounds = [f">= {param.min}" if param.min is not None else "", f"<= {param.max}" if param.max is not None else ""]
-    bounds = [b for b in bounds if b]
+    limits = ((">=", param.min), ("<=", param.max))
+    bounds = [f"{sign} {value}" for sign, value in limits if value is not None]
     return ", ".join([label, *bounds])
 
 
@@ -161,6 +160,12 @@ def command_pages(texts: dict[Path, str]) -> dict[str, Path]:
 
 def _anchor(title: str) -> str:
     return re.sub(r"[^a-z0-9 _-]", "", title.lower()).replace(" ", "-")
+
+
+def headings(text: str) -> set[str]:
+    """The anchors of a page's Markdown headings (outside code blocks)."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    return {_anchor(m[1].strip()) for m in re.finditer(r"^#+ (.+)$", text, flags=re.M)}
 
 
 def command_map(cmds: list[Command], pages: dict[str, Path], here: Path) -> str:
@@ -265,7 +270,8 @@ def modules(package: str, root: Path = ROOT) -> str:
 
 def benchmark_records(root: Path = ROOT) -> list[dict[str, Any]]:
     """Every ``docs/benchmarks/<bench>.json`` record, by file name."""
-    return [json.loads(p.read_text()) | {"name": p.stem} for p in sorted((root / "docs/benchmarks").glob("*.json"))]
+    paths = sorted((root / "docs/benchmarks").glob("*.json"))
+    return [json.loads(p.read_text()) | {"name": p.stem} for p in paths]
 
 
 def _value(value: Any) -> str:
@@ -278,8 +284,9 @@ def benchmarks_table(root: Path = ROOT) -> str:
     lines = ["| benchmark | headline figures | machine | measured | command |", "|---|---|---|---|---|"]
     for rec in records:
         head = ", ".join(f"`{k}` {_value(rec['result'][k])}" for k in rec["headline"] if k in rec["result"])
-        lines.append(f"| [{rec['name']}](#{_anchor(rec['name'])}) | {_cell(head)} | {_cell(rec['machine'])} | "
-                     f"{rec['measured']} | `{_cell(rec['command'])}` |")
+        link = f"[{rec['name']}](#{_anchor(rec['name'])})"
+        lines.append(f"| {link} | {_cell(head)} | {_cell(rec['machine'])} | {rec['measured']} | "
+                     f"`{_cell(rec['command'])}` |")
     for rec in records:
         lines += ["", f"### {rec['name']}", ""]
         if rec.get("note"):
@@ -294,7 +301,8 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     info = Path("/proc/cpuinfo")
     if info.exists():
-        names = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines() if line.startswith("model name")]
+        names = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines()
+                 if line.startswith("model name")]
         cpu = names[0] if names else cpu
     mem = ""
     meminfo = Path("/proc/meminfo")
@@ -304,12 +312,13 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores{mem}"
 
 
-def record(name: str, command: str, stdout: str, machine_text: str, headline: list[str] | None) -> Path:
+def record(name: str, command: str, stdout: str, machine_text: str, headline: list[str] | None,
+           root: Path = ROOT) -> Path:
     """Store the last JSON line of a benchmark's stdout as ``docs/benchmarks/<name>.json``."""
     lines = [line for line in stdout.splitlines() if line.strip().startswith("{")]
     if not lines:
         raise ValueError(f"{name}: no JSON line in the benchmark output")
-    path = BENCH_DIR / f"{name}.json"
+    path = root / "docs/benchmarks" / f"{name}.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     rec = {"command": command, "machine": machine_text, "measured": date.today().isoformat(),
            "headline": headline or old.get("headline", []), "result": json.loads(lines[-1])}
@@ -351,6 +360,9 @@ def generate(root: Path = ROOT) -> tuple[dict[Path, str], list[str]]:
     pages = command_pages(texts)
     ctx = {"commands": cmds, "pages": pages, "root": root}
     problems = [f"{name}: no docs page has an options region for it" for name in cmds if name not in pages]
+    for name, page in pages.items():
+        if _anchor(f"`{name}`") not in headings(texts[page]):
+            problems.append(f"{page.name}: no heading `{name}` for the command map to link to")
     readme = root / "README.md"
     if "command-map" not in dict(regions(texts.get(readme, ""))):
         problems.append("README.md: no command-map region")
@@ -369,7 +381,8 @@ def generate(root: Path = ROOT) -> tuple[dict[Path, str], list[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 naming the stale files; write nothing")
-    parser.add_argument("--record", metavar="BENCH", help="store the last JSON line of stdin as docs/benchmarks/BENCH.json")
+    parser.add_argument("--record", metavar="BENCH",
+                        help="store the last JSON line of stdin as docs/benchmarks/BENCH.json")
     parser.add_argument("--command", help="with --record: the command that produced stdin")
     parser.add_argument("--machine", help="with --record: the machine (default: CPU model, cores, memory)")
     parser.add_argument("--headline", nargs="*", help="with --record: the keys shown in the summary table")
