@@ -131,3 +131,20 @@ def test_every_module_is_listed_in_architecture():
     for package in ("pda_data", "pda_train"):
         for path in (REPO / package).rglob("*.py"):
             assert f"| `{path.relative_to(REPO).as_posix()}` |" in text, path
+
+
+def test_options_named_in_prose_exist():
+    """A renamed option must not live on in the hand-written text: every ``--name`` there is a real option."""
+    known = {"--nproc-per-node"}  # torchrun's
+    for cmd in gen_docs.commands():
+        for param in cmd.click.params:
+            known |= {*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ())}
+    for tool in (REPO / "tools").glob("*.py"):
+        known |= set(re.findall(r"[\"'](--[a-z][a-z0-9-]*)[\"']", tool.read_text()))
+    unknown = {}
+    for page in gen_docs.doc_files(REPO):
+        prose = gen_docs.REGION.sub("", page.read_text())
+        for name in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", prose):
+            if name not in known:
+                unknown.setdefault(name, set()).add(page.name)
+    assert unknown == {}

@@ -369,7 +369,11 @@ def generate(root: Path = ROOT) -> tuple[dict[Path, str], list[str]]:
     changed: dict[Path, str] = {}
     for path, text in texts.items():
         def replace(match: re.Match[str], path: Path = path) -> str:
-            body = render(match["key"], match["body"], path, ctx)
+            try:
+                body = render(match["key"], match["body"], path, ctx)
+            except (OSError, SyntaxError, ValueError) as exc:
+                problems.append(f"{path.name}: region {match['key']!r}: {exc}")
+                return match[0]
             return f"{match[1]}{body}{match[4]}"
 
         new = REGION.sub(replace, text)
