@@ -148,3 +148,18 @@ def test_options_named_in_prose_exist():
             if name not in known:
                 unknown.setdefault(name, set()).add(page.name)
     assert unknown == {}
+
+
+def test_links_between_pages_resolve():
+    broken = []
+    for page in gen_docs.doc_files(REPO):
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+://", target):
+                continue
+            file, _, anchor = target.partition("#")
+            path = (page.parent / file) if file else page
+            checks_anchor = bool(anchor) and path.suffix == ".md"
+            if not path.exists() or (checks_anchor and anchor not in gen_docs.headings(path.read_text())):
+                broken.append(f"{page.name}: {target}")
+    assert broken == []

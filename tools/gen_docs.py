@@ -96,6 +96,8 @@ def _default(param: Any, ctx: Any) -> str:
         return "required"
     if isinstance(param.show_default, str):
         return param.show_default
+    if param.show_default is False:
+        return ""
     if getattr(param, "is_bool_flag", False):
         if param.secondary_opts:
             return param.opts[0] if param.default else param.secondary_opts[0]
