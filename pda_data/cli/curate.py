@@ -1,4 +1,4 @@
-"""``pda-data crop-cosers``, ``crop-humans`` and ``merge-manifests``: over :mod:`pda_data.curation.engine`."""
+"""``pda-data crop-cosers``, ``crop-humans`` and ``merge-manifests``: over :mod:`pda_data.curation.run`."""
 
 from __future__ import annotations
 
