@@ -126,7 +126,8 @@ def test_humans_manifest(humans_run: tuple[Path, pd.DataFrame], raw: Path) -> No
     assert df["key"].is_unique
     kept = kept_rows(df)
     assert len(kept) == 2 and set(kept["detector"]) == {"dlib-hog"}
-    points = kept_portraits(out)[1]
+    _, points, unusable = kept_portraits(out)
+    assert unusable == []
     assert points.shape == (2, 68, 2)
     assert ((points > 0) & (points < 256)).all()
     for row in kept.to_dict("records"):

@@ -324,3 +324,16 @@ def _dir_info(name: str) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = tarfile.DIRTYPE
     return info
+
+
+def test_pack_skips_unusable_portrait_rows_and_names_them(tmp_path: Path) -> None:
+    folder = portrait_folder(tmp_path / "cosers", 4, prefix="coser", size=64)
+    df = read_portraits(folder)
+    bad = df.index[df["status"] == "kept"][1]
+    df.at[bad, "landmarks"] = np.full(136, np.nan)
+    write_portraits(df, folder / MANIFEST_NAME)
+    result = pack(tmp_path / "shards", {"coser": folder}, test_fraction=0.0, shard_size=8)
+    assert sum(sp["samples"] for sp in result.index["roles"]["coser"]["splits"].values()) == 3
+    assert [str(p) for p in result.problems] == [
+        f"{folder} [{df.at[bad, 'key']}]: unusable row: landmarks has non-finite values"
+    ]

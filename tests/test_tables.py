@@ -61,8 +61,8 @@ def _one_line(exc: pytest.ExceptionInfo, path: Path, *words: str) -> None:
 def test_portrait_round_trip_and_kept_points(tmp_path: Path) -> None:
     written = _portraits(tmp_path)
     pd.testing.assert_frame_equal(read_portraits(tmp_path), written)
-    kept, points = kept_portraits(tmp_path)
-    assert list(kept["key"]) == ["k0", "k1", "k2"] and points.shape == (3, 68, 2)
+    kept, points, unusable = kept_portraits(tmp_path)
+    assert list(kept["key"]) == ["k0", "k1", "k2"] and points.shape == (3, 68, 2) and unusable == []
     assert np.array_equal(points[1].reshape(-1), np.arange(136.0) + 1)
     row = read_portraits(tmp_path).iloc[3]  # the unset columns took the table's defaults
     assert row["status"] == "rejected" and np.isnan(row["yaw"]) and row["crop_size"] == 0
@@ -86,8 +86,12 @@ def test_portrait_reader_names_file_and_problem(tmp_path: Path) -> None:
     df.at[1, "landmarks"] = np.concatenate([df.at[1, "landmarks"][:-1], [np.nan]])
     write_portraits(df, path)
     with pytest.raises(TableError) as exc:
-        kept_portraits(tmp_path)
+        read_portraits(tmp_path)
     _one_line(exc, path, "'k1'", "non-finite")
+    kept, points, unusable = kept_portraits(tmp_path)  # jobs go on with the usable rows and report the rest
+    assert list(kept["key"]) == ["k0", "k2"] and points.shape == (2, 68, 2)
+    assert np.array_equal(points[1], df.at[2, "landmarks"].reshape(68, 2))
+    assert unusable == [("k1", "landmarks has non-finite values")]
 
     df.at[1, "landmarks"] = np.arange(10.0)
     write_portraits(df, path)

@@ -5,7 +5,7 @@ outside the markers is hand-written and left alone. KEY is one of:
 
 * ``options pda-data crop-cosers``: usage, help and option table of a command, from the Typer apps;
 * ``command-map``: every registered command, one line each, linked to the page holding its option table;
-* ``columns pda_data/curation/table.py:PORTRAIT_SCHEMA``: a table's column list, read from the code with ``ast``
+* ``columns pda_data/curation/table.py:PORTRAIT_SCHEMA``: a table's column list, read with ``ast``
   (a tuple of names, a ``pyarrow`` schema, or ``tuple(SCHEMA.names)``); the ``meaning`` cells are kept;
 * ``modules pda_data``: one line per module, from the first line of its docstring (read with ``ast``);
 * ``benchmarks``: the figures of ``docs/benchmarks/*.json``, each a benchmark's last JSON line.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -47,13 +47,37 @@ Legit = Annotated[
 ]
 
 
-def _inputs(loader: Any, path: Path, what: str) -> list[Face]:
+def _anime_faces(path: Path) -> list[Face]:
+    """The faces of an anime annotation file; a bad file ends the run with one line."""
     from pda_data.io.table import TableError
+    from pda_data.synthesis.tasks import load_anime_faces
 
     try:
-        faces = loader(path)
+        faces = load_anime_faces(path)
     except TableError as err:
         raise fail(str(err)) from err
+    return _some(faces, path, "anime")
+
+
+def _portrait_faces(path: Path, what: str) -> list[Face]:
+    """The usable kept faces of a curated folder; unusable rows are listed and left out."""
+    from rich.markup import escape
+
+    from pda_data.io.table import TableError
+    from pda_data.synthesis.tasks import load_portrait_faces
+
+    try:
+        faces, problems = load_portrait_faces(path)
+    except TableError as err:
+        raise fail(str(err)) from err
+    for line in problems[:_SHOWN_PROBLEMS]:
+        console.print(f"[yellow]skipped {what}:[/] {escape(f'{path}: {line}')}", highlight=False)
+    if len(problems) > _SHOWN_PROBLEMS:
+        console.print(f"[yellow]... and {len(problems) - _SHOWN_PROBLEMS} more unusable {what} rows")
+    return _some(faces, path, what)
+
+
+def _some(faces: list[Face], path: Path, what: str) -> list[Face]:
     if not faces:
         raise fail(f"{path}: no usable {what} faces")
     return faces
@@ -120,9 +144,9 @@ def synth_structure(
     unknown = sorted(set(chosen) - set(ABNORMAL_KINDS))
     if unknown or not chosen:
         raise typer.BadParameter(f"unknown kind(s) {unknown}; choose from {', '.join(ABNORMAL_KINDS)}")
-    from pda_data.synthesis.tasks import load_anime_faces, plan_structure
+    from pda_data.synthesis.tasks import plan_structure
 
-    faces = _inputs(load_anime_faces, anime, "anime")
+    faces = _anime_faces(anime)
     options = {"margin": margin, "feather": feather}
     tasks = plan_structure(faces, n, seed, legit_fraction, chosen, options, sheet_rows)
     _execute("structure", "synth-structure", tasks, out, workers)
@@ -171,10 +195,10 @@ def synth_highlights(
         levels = Levels(black=black, white=white, gamma=gamma, threshold=threshold)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
-    from pda_data.synthesis.tasks import load_anime_faces, load_portrait_faces, plan_highlights
+    from pda_data.synthesis.tasks import plan_highlights
 
-    human_faces = _inputs(load_portrait_faces, humans, "human")
-    anime_faces = _inputs(load_anime_faces, anime, "anime")
+    human_faces = _portrait_faces(humans, "human")
+    anime_faces = _anime_faces(anime)
     options = {"levels": levels, "feather": feather, "min_coverage": min_coverage}
     tasks = plan_highlights(human_faces, anime_faces, n, seed, legit_fraction, options, sheet_rows)
     _execute("highlight", "synth-highlights", tasks, out, workers)
@@ -217,10 +241,10 @@ def synth_aug(
     """
     if colour_min > colour_max or feather_min > feather_max:
         raise typer.BadParameter("each --*-min must not exceed its --*-max")
-    from pda_data.synthesis.tasks import load_portrait_faces, plan_aug
+    from pda_data.synthesis.tasks import plan_aug
 
-    human_faces = _inputs(load_portrait_faces, humans, "human")
-    coser_faces = _inputs(load_portrait_faces, cosers, "coser")
+    human_faces = _portrait_faces(humans, "human")
+    coser_faces = _portrait_faces(cosers, "coser")
     strength = (colour_min, colour_max) if colour_match else (0.0, 0.0)
     fusion = FusionOptions(grid=grid, colour_strength=strength, feather=(feather_min, feather_max))
     tasks = plan_aug(human_faces, coser_faces, n, seed, dataclasses.asdict(fusion), sheet_rows)

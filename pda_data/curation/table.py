@@ -19,12 +19,12 @@ import pyarrow as pa
 
 from pda_data.io.table import (
     STATUS_REJECTED,
-    TableError,
     kept_rows,
     manifest_path,
-    points_of,
     read_table,
+    row_error,
     table_frame,
+    valid_points,
     write_table,
 )
 from pda_data.schema import HUMAN68
@@ -72,27 +72,36 @@ def write_portraits(df: pd.DataFrame, path: str | Path) -> None:
     write_table(df, path, PORTRAIT_SCHEMA)
 
 
-def _read(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-    df = read_table(path, PORTRAIT_SCHEMA)
-    kept = kept_rows(df)
-    points = points_of(kept, "landmarks", HUMAN68, manifest_path(path))
-    if (kept["image"] == "").any():
-        key = kept.loc[kept["image"] == "", "key"].iloc[0]
-        raise TableError(f"{manifest_path(path)}: kept row {key!r} has no image")
-    return df, kept, points
-
-
 def read_portraits(path: str | Path) -> pd.DataFrame:
     """Read a curated-folder manifest (the folder or the file) with every column typed.
 
     Raises :class:`~pda_data.io.table.TableError` naming the file for a missing column, a column of another
-    type, or a kept row without an image or without 68 finite landmarks.
+    type, or a kept row without an image or without 68 finite landmarks (curation and merge read their own
+    manifests with it, where such a row means a broken file).
     """
-    return _read(path)[0]
+    df = read_table(path, PORTRAIT_SCHEMA)
+    _, _, problems = _usable(kept_rows(df))
+    if problems:
+        raise row_error(manifest_path(path), *problems[0])
+    return df
 
 
-def kept_portraits(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """The kept rows of a curated folder (validated as :func:`read_portraits`) and their landmarks
-    (N, 68, 2) in crop pixels; image paths in the rows are relative to the folder."""
-    _, kept, points = _read(path)
-    return kept, points
+def kept_portraits(path: str | Path) -> tuple[pd.DataFrame, np.ndarray, list[tuple[str, str]]]:
+    """The usable kept rows of a curated folder, their landmarks (N, 68, 2) in crop pixels, and (key,
+    problem) for every kept row that cannot be used (no image, landmarks not 68 finite points): those are
+    left out, so a job goes on with the rest and reports them.
+
+    Image paths in the rows are relative to the folder; column and type problems raise as in
+    :func:`read_portraits`.
+    """
+    kept = kept_rows(read_table(path, PORTRAIT_SCHEMA))
+    usable, points, problems = _usable(kept)
+    return kept[usable].reset_index(drop=True), points, problems
+
+
+def _usable(kept: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """Kept rows with an image and 68 finite landmarks: (mask, their points, (key, problem) of the others)."""
+    ok, points, problems = valid_points(kept, "landmarks", HUMAN68)
+    has_image = (kept["image"] != "").to_numpy()
+    problems += [(str(key), "kept without an image") for key in kept["key"][ok & ~has_image]]
+    return ok & has_image, points[has_image[ok]], problems

@@ -100,19 +100,38 @@ def read_table(path: str | Path, schema: pa.Schema, what: str = "manifest") -> p
     return table.to_pandas()
 
 
-def points_of(df: pd.DataFrame, column: str, schema: LandmarkSchema, path: str | Path) -> np.ndarray:
-    """Every row's ``column`` as (N, K, 2) points of ``schema``; a wrong length or a non-finite value raises
-    :class:`TableError` naming the file, the column and the row's key."""
+def valid_points(
+    df: pd.DataFrame, column: str, schema: LandmarkSchema
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """Which rows' ``column`` holds the K finite points of ``schema``: (mask (N,), their points (M, K, 2),
+    (key, problem) for every other row)."""
     size = 2 * schema.n_points
-    out = np.zeros((len(df), schema.n_points, 2))
+    ok = np.zeros(len(df), dtype=bool)
+    points, problems = [], []
     for i, (key, values) in enumerate(zip(df["key"], df[column], strict=True)):
         flat = np.asarray(values, dtype=np.float64)
         if flat.shape != (size,):
-            raise TableError(f"{path}: row {key!r}: {column} has {flat.size} values, expected {size}")
-        if not np.isfinite(flat).all():
-            raise TableError(f"{path}: row {key!r}: {column} has non-finite values")
-        out[i] = flat.reshape(-1, 2)
-    return out
+            problems.append((str(key), f"{column} has {flat.size} values, expected {size}"))
+        elif not np.isfinite(flat).all():
+            problems.append((str(key), f"{column} has non-finite values"))
+        else:
+            ok[i] = True
+            points.append(flat.reshape(-1, 2))
+    return ok, np.array(points).reshape(-1, schema.n_points, 2), problems
+
+
+def points_of(df: pd.DataFrame, column: str, schema: LandmarkSchema, path: str | Path) -> np.ndarray:
+    """Every row's ``column`` as (N, K, 2) points of ``schema``; a wrong length or a non-finite value raises
+    :class:`TableError` naming the file, the column and the row's key."""
+    _, points, problems = valid_points(df, column, schema)
+    if problems:
+        raise row_error(path, *problems[0])
+    return points
+
+
+def row_error(path: str | Path, key: str, problem: str) -> TableError:
+    """The one-line error of an unusable row: the file, the row's key, the problem."""
+    return TableError(f"{path}: row {key!r}: {problem}")
 
 
 def kept_rows(df: pd.DataFrame) -> pd.DataFrame:

@@ -43,7 +43,7 @@ def _unique(items: list[PackItem], where: str) -> tuple[list[PackItem], list[Pro
 def items_from_portraits(folder: str | Path) -> tuple[list[PackItem], list[Problem]]:
     """Kept faces of a curated portrait folder (``crop-cosers`` / ``crop-humans`` output)."""
     root = Path(folder)
-    df, points = kept_portraits(root)
+    df, points, unusable = kept_portraits(root)
     items = [
         PackItem(
             str(row.key),
@@ -57,7 +57,8 @@ def items_from_portraits(folder: str | Path) -> tuple[list[PackItem], list[Probl
         )
         for row, pts in zip(df.itertuples(index=False), points, strict=True)
     ]
-    return _unique(items, str(root))
+    kept, problems = _unique(items, str(root))
+    return kept, [Problem(str(root), key, f"unusable row: {why}") for key, why in unusable] + problems
 
 
 def items_from_annotations(path: str | Path) -> tuple[list[PackItem], list[Problem]]:

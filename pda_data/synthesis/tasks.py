@@ -62,12 +62,14 @@ def load_anime_faces(annotations: str | Path) -> list[Face]:
                                                                    strict=True)]
 
 
-def load_portrait_faces(folder: str | Path) -> list[Face]:
-    """Kept faces of a curated portrait folder (``crop-cosers`` / ``crop-humans``)."""
+def load_portrait_faces(folder: str | Path) -> tuple[list[Face], list[str]]:
+    """Kept faces of a curated portrait folder (``crop-cosers`` / ``crop-humans``), and one line per kept
+    row that cannot be used (left out)."""
     root = Path(folder)
-    kept, points = kept_portraits(root)
-    return [Face(str(k), root / str(rel), pts) for k, rel, pts in zip(kept["key"], kept["image"], points,
-                                                                        strict=True)]
+    kept, points, unusable = kept_portraits(root)
+    faces = [Face(str(k), root / str(rel), pts) for k, rel, pts in zip(kept["key"], kept["image"], points,
+                                                                         strict=True)]
+    return faces, [f"{key}: {why}" for key, why in unusable]
 
 
 def _pick(faces: Sequence[Face], rng: np.random.Generator) -> Face:

@@ -63,13 +63,14 @@ def load_portraits(
 ) -> tuple[list[str], list[np.ndarray], np.ndarray, list[str]]:
     """Keys, RGB crops, (N, 68, 2) crop-pixel landmarks of a curated folder's kept rows, and the unreadable
     images (one message each). ``test_fraction`` > 0 keeps the pack test split only."""
-    df, all_points = kept_portraits(folder)
+    df, all_points, unusable = kept_portraits(folder)
     chosen = np.array([test_fraction <= 0 or split_of(str(k), test_fraction) == "test" for k in df["key"]],
                       dtype=bool)
     df, all_points = df[chosen], all_points[chosen]
     if limit:
         df, all_points = df.head(limit), all_points[:limit]
-    keys, crops, points, skipped = [], [], [], []
+    keys, crops, points = [], [], []
+    skipped = [f"{folder} [{key}]: {why}" for key, why in unusable]
     for key, rel, pts in zip(df["key"], df["image"], all_points, strict=True):
         try:
             crops.append(load_image(folder / str(rel)))
