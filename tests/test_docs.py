@@ -124,7 +124,7 @@ def test_readme_is_an_entry_point_and_states_no_benchmark_figure():
         for key, value in rec["result"].items():
             if isinstance(value, float):  # as a number of its own, not a part of a version like 2.13.0
                 pattern = rf"(?<![\d.]){re.escape(str(value))}(?![\d]|\.\d)"
-                assert not re.search(pattern, readme), f"{rec['name']}.{key} = {value} is written in README.md"
+                assert not re.search(pattern, readme), f"{rec['name']}.{key} = {value} is in README.md"
 
 
 def test_every_module_is_listed_in_architecture():
