@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from pda_data.annotations.anime_draw import draw_anime_face
 from pda_data.annotations.validate import geometry_problems
 from pda_data.cli import app
-from pda_data.demo.anime_draw import draw_anime_face
 from pda_data.demo.writer import ANNOTATIONS_NAME, TRUTH_NAME, DemoConfig, write_demo
 from pda_data.faces.detectors import make_detector
 from pda_data.faces.landmarks import Landmarker

@@ -7,8 +7,8 @@ import functools
 import numpy as np
 import pandas as pd
 
+from pda_data.annotations.anime_draw import draw_anime_face
 from pda_data.annotations.table import points_array
-from pda_data.demo.anime_draw import draw_anime_face
 from pda_data.schema import ANIME56, LandmarkSchema
 
 

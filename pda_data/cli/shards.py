@@ -153,8 +153,7 @@ def inspect(
     """Print the index as a table and write a contact sheet per role (random samples, landmarks drawn)."""
     from pda_data.io.images import save_image
     from pda_data.shards.index import ShardError, read_index
-    from pda_data.shards.sampling import random_samples
-    from pda_data.viz.sheet import sample_sheet
+    from pda_data.shards.sampling import random_samples, sample_sheet
 
     try:
         index = read_index(shards)

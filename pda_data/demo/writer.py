@@ -3,8 +3,8 @@ start.
 
 Human portraits and coser photos hold disguised astronauts (:mod:`pda_data.demo.faces`,
 :mod:`pda_data.demo.photos`), checked with the toolkit's own detectors (:mod:`pda_data.demo.truth`). Anime
-portraits are drawn procedurally with exact 56-point landmarks (:mod:`pda_data.demo.anime_draw`) and written
-as a CVAT-for-images XML file.
+portraits are drawn procedurally with exact 56-point landmarks (:mod:`pda_data.annotations.anime_draw`) and
+written as a CVAT-for-images XML file.
 
 Layout written by :func:`write_demo`::
 
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pda_data.annotations.anime_draw import draw_anime_face
 from pda_data.annotations.formats.cvat import write_cvat
 from pda_data.annotations.formats.records import ImageAnnotation
-from pda_data.demo.anime_draw import draw_anime_face
 from pda_data.demo.faces import PORTRAIT_SIZE, human_portrait, to_u8
 from pda_data.demo.photos import CANVAS, background, coser_photo
 from pda_data.demo.truth import Verifier, face_record

@@ -1,8 +1,9 @@
-"""Random samples of a role's shards, decoded, for ``inspect`` (:func:`pda_data.viz.sheet.sample_sheet`)."""
+"""Random samples of a role's shards, decoded, and their contact sheet, for ``pda-data inspect``."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from pda_data.schema import SCHEMAS, LandmarkSchema, unflatten_points
 from pda_data.shards.index import CLASSIFIER_ROLES, read_index, shard_urls
 from pda_data.shards.sample import decode_rgb
 from pda_data.shards.tar import iter_tar_samples
+from pda_data.viz.sheet import landmark_sheet
 
 
 @dataclass(frozen=True)
@@ -47,3 +49,10 @@ def random_samples(
         samples.append(Sample(key, decode_rgb(members[fmt]), unflatten_points(meta["landmarks"]),
                               SCHEMAS[meta["schema"]], meta, caption))
     return samples
+
+
+def sample_sheet(samples: Sequence[Sample], tile_size: int = 160) -> np.ndarray:
+    """Shard samples with their landmarks drawn and captioned, up to 8 a row."""
+    columns = min(8, max(1, len(samples)))
+    return landmark_sheet([s.rgb for s in samples], [s.points for s in samples], [s.schema for s in samples],
+                          [s.caption for s in samples], columns=columns, tile_size=tile_size)

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from pda_data.schema import LandmarkSchema
 from pda_data.viz.overlay import draw_landmarks
-
-if TYPE_CHECKING:
-    from pda_data.shards.sampling import Sample
 
 GREY = 128  # the tile of an input that cannot be shown
 BOX_COLOR = (255, 64, 64)
@@ -93,10 +89,3 @@ def landmark_sheet(
     """A contact sheet of images with their (K, 2) landmarks drawn, coloured by each one's schema."""
     tiles = [draw_landmarks(im, pts, schema) for im, pts, schema in zip(images, points, schemas, strict=True)]
     return contact_sheet(tiles, labels, columns=columns, tile_size=tile_size)
-
-
-def sample_sheet(samples: Sequence[Sample], tile_size: int = 160) -> np.ndarray:
-    """Shard samples with their landmarks drawn and captioned, up to 8 a row (``pda-data inspect``)."""
-    columns = min(8, max(1, len(samples)))
-    return landmark_sheet([s.rgb for s in samples], [s.points for s in samples], [s.schema for s in samples],
-                          [s.caption for s in samples], columns=columns, tile_size=tile_size)
