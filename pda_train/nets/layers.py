@@ -5,14 +5,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 
 def _instance_and_layer_norm(x: Tensor, eps: float) -> tuple[Tensor, Tensor]:
-    """x normalised per (sample, channel) and per sample, the two statistics that ILN mixes."""
-    x_in = F.instance_norm(x, eps=eps)
-    x_ln = F.layer_norm(x, x.shape[1:], eps=eps)
-    return x_in, x_ln
+    """x normalised per (sample, channel) and per sample, the two statistics that ILN mixes.
+
+    Variances are unbiased (1/(N-1)), as ``torch.var`` gives them in the reference U-GAT-IT code; the
+    residual blocks' ``nn.InstanceNorm2d`` keeps PyTorch's biased one there and here alike.
+    """
+    in_var, in_mean = torch.var_mean(x, dim=(2, 3), keepdim=True)
+    ln_var, ln_mean = torch.var_mean(x, dim=(1, 2, 3), keepdim=True)
+    return (x - in_mean) * torch.rsqrt(in_var + eps), (x - ln_mean) * torch.rsqrt(ln_var + eps)
 
 
 class ILN(nn.Module):
@@ -68,10 +73,21 @@ class ClassActivation(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         gap_logit = self.gap_fc(x.mean(dim=(2, 3)))
         gmp_logit = self.gmp_fc(x.amax(dim=(2, 3)))
-        gap = x * self.gap_fc.weight[0][None, :, None, None]
-        gmp = x * self.gmp_fc.weight[0][None, :, None, None]
+        gap = x * _raw_weight(self.gap_fc)[0][None, :, None, None]
+        gmp = x * _raw_weight(self.gmp_fc)[0][None, :, None, None]
         out = F.leaky_relu(self.fuse(torch.cat([gap, gmp], dim=1)), self.negative_slope)
         return out, torch.cat([gap_logit, gmp_logit], dim=1), out.sum(dim=1, keepdim=True)
+
+
+def _raw_weight(linear: nn.Linear) -> Tensor:
+    """The layer's weight before spectral normalisation, as U-GAT-IT's CAM re-weighting reads it.
+
+    The reference takes ``list(fc.parameters())[0]``, which under spectral norm is ``weight_orig``. Reading
+    the stored original also keeps the normalisation (and its power iteration) to the one in ``forward``.
+    """
+    if parametrize.is_parametrized(linear, "weight"):
+        return linear.parametrizations.weight.original
+    return linear.weight
 
 
 def mlp(sizes: list[int], negative_slope: float = 0.2) -> nn.Sequential:

@@ -3,9 +3,10 @@
 The layer structure follows the official U-GAT-IT PyTorch code (znxlwm/UGATIT-pytorch, networks.py):
 at ``channels=64, blocks=n, image_size=256, light=False`` the generator has exactly the parameters of
 its ``ResnetGenerator(ngf=64, n_blocks=n, img_size=256, light=False)`` and the discriminator those of
-its ``Discriminator(ndf=64, n_layers=downsamplings + 2)``. Two deliberate differences, neither
-changing a parameter count: layer statistics use a true layer norm (the reference takes a variance
-of variances), and the CAM re-weighting uses the spectrally normalised weight.
+its ``Discriminator(ndf=64, n_layers=downsamplings + 2)``, and the outputs are those of that code number for
+number (``tests/test_parity.py``, against reference outputs of its ``networks.py``): (Ada)ILN statistics with
+the unbiased variance ``torch.var`` gives, and the discriminator's CAM re-weighting with the raw weight
+(``weight_orig``) that ``list(fc.parameters())[0]`` is under spectral norm.
 """
 
 from __future__ import annotations
