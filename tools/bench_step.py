@@ -46,8 +46,8 @@ from torch import Tensor, nn
 from pda_data.shards.index import ROLE_SCHEMA
 from pda_train.config import LossWeights, ModelConfig, Schedule
 from pda_train.losses import cam_loss, l1_loss, lsgan_discriminator_loss, lsgan_generator_loss
-from pda_train.nets import PDANetworks, build_networks
-from pda_train.nets.psn import StylizationDiscriminator, StylizationGenerator
+from pda_train.nets import PDANetworks, build_networks, psn_generator
+from pda_train.nets.psn import StylizationDiscriminator
 from pda_train.training import steps
 from pda_train.training.runtime import Runtime, autocast, init_runtime, make_grad_scaler, prepare_module
 
@@ -98,13 +98,7 @@ class UGATIT(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        g = {
-            "channels": cfg.psn_channels,
-            "blocks": cfg.psn_blocks,
-            "image_size": cfg.image_size,
-            "light": cfg.psn_light,
-        }
-        self.gen_ab, self.gen_ba = StylizationGenerator(**g), StylizationGenerator(**g)
+        self.gen_ab, self.gen_ba = psn_generator(cfg), psn_generator(cfg)
         self.dis_ga = StylizationDiscriminator(channels=cfg.disc_channels, downsamplings=5)
         self.dis_gb = StylizationDiscriminator(channels=cfg.disc_channels, downsamplings=5)
         self.dis_la = StylizationDiscriminator(channels=cfg.disc_channels, downsamplings=3)
