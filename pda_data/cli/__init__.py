@@ -6,6 +6,8 @@ import importlib
 
 import typer
 
+from pda_data.cli.options import guard_commands
+
 app = typer.Typer(
     name="pda-data",
     help="Curate, annotate, synthesize and shard portrait/anime data for PDA training.",
@@ -19,6 +21,7 @@ _COMMAND_MODULES: tuple[str, ...] = ("curate", "shards", "demo", "landmarks", "s
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"pda_data.cli.{_name}").register(app)
+guard_commands(app)
 
 
 def main() -> None:

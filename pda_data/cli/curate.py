@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data.cli.options import DetectorChoice, ImageFormatChoice, Workers, fail
+from pda_data.cli.options import DetectorChoice, ImageFormatChoice, Workers, esc, fail
 from pda_data.cli.progress import progress_bar
 from pda_data.curation.options import COSER_DEFAULTS, HUMAN_DEFAULTS, CurateOptions, with_overrides
 from pda_data.io.sources import HFOptions
@@ -53,11 +53,11 @@ def print_summary(summary: RunSummary, title: str) -> None:
         table.add_row(f"rejected: {reason}", str(summary.reasons.get(reason, 0)))
     for reason, n in sorted(summary.reasons.items()):
         if reason not in FACE_REASONS:
-            table.add_row(f"[red]error: {reason}", f"[red]{n}")
+            table.add_row(f"[red]error: {esc(reason)}", f"[red]{n}")
     table.add_row("errors (total)", str(summary.errors))
     table.add_row("images/s", f"{summary.images_per_s:.2f}")
     console.print(table)
-    console.print(f"manifest: {summary.out / 'manifest.parquet'}")
+    console.print(f"manifest: {esc(summary.out / 'manifest.parquet')}", highlight=False)
 
 
 def _run(defaults: CurateOptions, title: str, inputs: list[str], out: Path, workers: int, part: str | None,
@@ -80,14 +80,16 @@ def _run(defaults: CurateOptions, title: str, inputs: list[str], out: Path, work
                 for row in rows:
                     if row["status"] == STATUS_REJECTED and row["reason"] not in FACE_REASONS:
                         message = row["detail"] or row["source"]
-                        progress.console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+                        progress.console.print(f"[yellow]warning:[/] {esc(message)}", soft_wrap=True,
+                                               highlight=False)
 
             summary = run_curation(inputs, out, options, workers=workers, part=part_t, hf=hf, sheets=sheets,
                                    on_item=on_item)
     except (SourceError, ModelError, TableError) as err:
         raise fail(str(err)) from err
     except KeyboardInterrupt as exc:
-        console.print(f"interrupted: finished inputs are saved in {out}; rerun the same command to resume")
+        console.print(f"interrupted: finished inputs are saved in {esc(out)}; rerun the same command to "
+                      "resume", highlight=False)
         raise typer.Exit(130) from exc
     print_summary(summary, title)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pda_data.cli.options import Seed, fail
+from pda_data.cli.options import Seed, esc, fail
 from pda_data.cli.options import err_console as console
 from pda_data.cli.progress import progress_bar
 
@@ -53,7 +53,7 @@ def demo(
     except ModelError as exc:
         raise fail(str(exc)) from exc
     faces = [f for photo in truth["cosers"] for f in photo["faces"]]
-    table = Table(title=f"demo world in {out}")
+    table = Table(title=f"demo world in {esc(out)}")
     table.add_column("part")
     table.add_column("files", justify="right")
     table.add_column("notes")

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from pda_data.annotations.formats import FORMATS, TOOL_FORMATS
-from pda_data.cli.options import FAILED, choice, fail
+from pda_data.cli.options import FAILED, choice, esc, fail
 from pda_data.cli.options import err_console as console
 from pda_data.cli.progress import progress_bar
 
@@ -31,12 +31,12 @@ ToolChoice = choice("ToolChoice", TOOL_FORMATS)
 
 
 def _problem_table(problems: list[Problem], title: str) -> Table:
-    table = Table(title=title)
+    table = Table(title=esc(title))
     table.add_column("image")
     table.add_column("reason")
     table.add_column("detail")
     for p in problems:
-        table.add_row(p.name, p.code, p.detail)
+        table.add_row(esc(p.name), esc(p.code), esc(p.detail))
     return table
 
 
@@ -105,7 +105,7 @@ def import_cmd(
         raise fail(f"{len(problems)} invalid image(s) and --strict: nothing written", FAILED)
     write_annotations(df, out)
     console.print(
-        f"{used}: {len(records)} annotated image(s), {len(df)} valid, {len(problems)} invalid -> {out}",
+        esc(f"{used}: {len(records)} annotated image(s), {len(df)} valid, {len(problems)} invalid -> {out}"),
         highlight=False,
     )
 
@@ -129,7 +129,7 @@ def check_cmd(
     if problems:
         console.print(_problem_table(problems, f"{len(problems)} problem(s)"))
     stats = group_statistics(df)
-    table = Table(title=f"{file}: {len(df)} image(s); centres and extents as fractions of the image")
+    table = Table(title=esc(f"{file}: {len(df)} image(s); centres and extents as fractions of the image"))
     for col in ("group", "points", "centre x", "centre y", "width", "height", "centre spread"):
         table.add_column(col, justify="left" if col == "group" else "right")
     for row in stats.itertuples(index=False):
@@ -174,10 +174,10 @@ def render_cmd(
             df, out, indices=indices, columns=columns, tile=tile, on_image=lambda: bar.advance(task)
         )
     for message in result.unreadable:
-        console.print(f"[yellow]skipped[/yellow] {message}", highlight=False)
+        console.print(f"[yellow]skipped[/yellow] {esc(message)}", highlight=False)
     console.print(
-        f"{len(result.drawn)} overlay(s) and {SHEET_NAME} in {out}; {len(result.unreadable)} unreadable "
-        "image(s)",
+        esc(f"{len(result.drawn)} overlay(s) and {SHEET_NAME} in {out}; {len(result.unreadable)} unreadable "
+            "image(s)"),
         highlight=False,
     )
 
@@ -202,8 +202,8 @@ def export_cmd(
     root, records = to_image_annotations(df)
     written = _write_outputs(render_format(records, fmt.value), out, fmt.value == "labelme")
     console.print(
-        f"{len(records)} image(s) -> {len(written)} {fmt.value} file(s) at {out}; image names are "
-        f"relative to {root} (import with --images {root})",
+        esc(f"{len(records)} image(s) -> {len(written)} {fmt.value} file(s) at {out}; image names are "
+            f"relative to {root} (import with --images {root})"),
         highlight=False,
     )
 
@@ -265,8 +265,8 @@ def bootstrap_cmd(
         console.print(_problem_table(skipped, f"{len(skipped)} image(s) not pre-annotated"))
     written = _write_outputs(render_format(records, fmt.value), out, fmt.value == "labelme")
     console.print(
-        f"{len(records)} of {len(files)} image(s) pre-annotated -> {len(written)} {fmt.value} file(s) "
-        f"at {out}",
+        esc(f"{len(records)} of {len(files)} image(s) pre-annotated -> {len(written)} {fmt.value} file(s) "
+            f"at {out}"),
         highlight=False,
     )
 

@@ -6,12 +6,17 @@ help of any command renders without importing torch, cv2, dlib or datasets.
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pda_data.faces.detection import DETECTORS
 from pda_data.shards.names import IMAGE_FORMATS, ROLES, SPLITS
@@ -33,10 +38,59 @@ RoleChoice = choice("RoleChoice", ROLES)
 SplitChoice = choice("SplitChoice", SPLITS)
 
 
+DEBUG_ENV = "PDA_DEBUG"  # set to 1 to let unexpected exceptions through with their traceback
+
+
+def esc(value: object) -> str:
+    """``value`` as text Rich prints verbatim: file names may hold markup such as ``[red]`` or ``[/]``."""
+    return escape(str(value))
+
+
 def fail(message: str, code: int = USAGE) -> typer.Exit:
-    """Print ``error: message`` on one soft-wrapped stderr line; return the Exit to raise."""
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    """Print ``error: message`` (escaped) on one soft-wrapped stderr line; return the Exit to raise."""
+    err_console.print(f"[red]error:[/red] {esc(message)}", highlight=False)
     return typer.Exit(code)
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line naming the path and the reason of an OS error (``PATH: No space left on device``)."""
+    reason = exc.strerror or str(exc)
+    where = exc.filename if exc.filename is not None else ""
+    return f"{os.fsdecode(where)}: {reason}" if where != "" else reason
+
+
+def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a command so no traceback reaches the user: an OS error (disk full, permission, not a
+    directory) ends it with one line naming the path, exit 1; anything unexpected with one line too
+    (``PDA_DEBUG=1`` re-raises it). Exits, usage errors and Ctrl-C pass through unchanged."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort, KeyboardInterrupt):
+            raise
+        except OSError as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            raise fail(os_error_line(exc), FAILED) from exc
+        except Exception as exc:  # the last line of defence: a bug must still end in one line
+            if os.environ.get(DEBUG_ENV):
+                raise
+            raise fail(f"internal error: {type(exc).__name__}: {exc} (rerun with {DEBUG_ENV}=1 for the "
+                       "traceback and please report it)", FAILED) from exc
+
+    return wrapper
+
+
+def guard_commands(app: typer.Typer) -> None:
+    """Apply :func:`guarded` to every command of ``app`` and of its sub-apps (call after registering)."""
+    for info in app.registered_commands:
+        if info.callback is not None and not getattr(info.callback, "__wrapped__", None):
+            info.callback = guarded(info.callback)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            guard_commands(group.typer_instance)
 
 
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).")]

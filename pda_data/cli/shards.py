@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data.cli.options import FAILED, ImageFormatChoice, RoleChoice, Seed, SplitChoice, fail
+from pda_data.cli.options import FAILED, ImageFormatChoice, RoleChoice, Seed, SplitChoice, esc, fail
 from pda_data.cli.options import err_console as err
 from pda_data.cli.progress import progress_bar
 from pda_data.shards.names import PACK_FLAGS
@@ -93,8 +93,8 @@ def pack(
     except (TableError, ShardError, ValueError) as exc:
         raise fail(str(exc)) from exc
     for problem in result.problems:
-        err.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
-    table = Table(title=f"packed {out}")
+        err.print(f"[yellow]skipped[/yellow] {esc(problem)}", highlight=False)
+    table = Table(title=f"packed {esc(out)}")
     for col in ("role", "train samples", "train shards", "test samples", "test shards", "skipped"):
         table.add_column(col, justify="left" if col == "role" else "right")
     for role in sources:
@@ -130,7 +130,7 @@ def verify(
     except ShardError as exc:
         raise fail(str(exc)) from exc
     for problem in problems:
-        err.print(f"[red]problem[/red] {problem}", highlight=False)
+        err.print(f"[red]problem[/red] {esc(problem)}", highlight=False)
     bad = len({p.where for p in problems})
     mode = "deep" if deep else "index"
     console.print(f"verified ({mode}) {checked} shard(s): {len(problems)} problem(s) in {bad} file(s)")
@@ -159,7 +159,7 @@ def inspect(
         index = read_index(shards)
     except ShardError as exc:
         raise fail(str(exc)) from exc
-    table = Table(title=f"{shards} (schema v{index.get('schema_version')})")
+    table = Table(title=esc(f"{shards} (schema v{index.get('schema_version')})"))
     for col in ("role", "schema", "format", "split", "shards", "samples", "MiB"):
         table.add_column(col, justify="right" if col in ("shards", "samples", "MiB") else "left")
     for role, info in index["roles"].items():
@@ -180,10 +180,10 @@ def inspect(
         try:
             sheet = sample_sheet(random_samples(shards, role, split=split.value, count=count, seed=seed))
         except ShardError as exc:
-            err.print(f"[yellow]no sheet[/yellow] {exc}", highlight=False)
+            err.print(f"[yellow]no sheet[/yellow] {esc(exc)}", highlight=False)
             continue
         save_image(folder / f"{role}.png", sheet)
-        console.print(f"wrote {folder / f'{role}.png'}")
+        console.print(f"wrote {esc(folder / f'{role}.png')}", highlight=False)
 
 
 def export_hf(
@@ -209,10 +209,11 @@ def export_hf(
     except ShardError as exc:
         raise fail(str(exc)) from exc
     columns = ", ".join(ds.column_names)
-    console.print(f"saved {len(ds)} {role_name}/{split_name} samples to {out} (columns: {columns})")
+    console.print(esc(f"saved {len(ds)} {role_name}/{split_name} samples to {out} (columns: {columns})"),
+                  highlight=False)
     if push_to_hub:
         ds.push_to_hub(push_to_hub, split=split_name, token=token)
-        console.print(f"pushed to https://huggingface.co/datasets/{push_to_hub}")
+        console.print(f"pushed to https://huggingface.co/datasets/{esc(push_to_hub)}")
 
 
 def register(app: typer.Typer) -> None:

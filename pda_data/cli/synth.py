@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from pda_data.cli.options import Seed, Workers, fail
+from pda_data.cli.options import Seed, Workers, esc, fail
 from pda_data.cli.options import err_console as console
 from pda_data.cli.progress import progress_bar
 from pda_data.synthesis.options import ABNORMAL_KINDS, DEFAULT_FUSION, DEFAULT_LEVELS, FusionOptions, Levels
@@ -61,8 +61,6 @@ def _anime_faces(path: Path) -> list[Face]:
 
 def _portrait_faces(path: Path, what: str) -> list[Face]:
     """The usable kept faces of a curated folder; unusable rows are listed and left out."""
-    from rich.markup import escape
-
     from pda_data.io.table import TableError
     from pda_data.synthesis.tasks import load_portrait_faces
 
@@ -71,7 +69,7 @@ def _portrait_faces(path: Path, what: str) -> list[Face]:
     except TableError as err:
         raise fail(str(err)) from err
     for line in problems[:_SHOWN_PROBLEMS]:
-        console.print(f"[yellow]skipped {what}:[/] {escape(f'{path}: {line}')}", highlight=False)
+        console.print(f"[yellow]skipped {what}:[/] {esc(f'{path}: {line}')}", highlight=False)
     if len(problems) > _SHOWN_PROBLEMS:
         console.print(f"[yellow]... and {len(problems) - _SHOWN_PROBLEMS} more unusable {what} rows")
     return _some(faces, path, what)
@@ -91,7 +89,8 @@ def _execute(job: str, title: str, tasks: Sequence[Task], out: Path, workers: in
             bar = progress.add_task(title, total=len(tasks))
             summary = run_synth(job, tasks, out, workers, on_progress=lambda n: progress.advance(bar, n))
     except KeyboardInterrupt as exc:
-        console.print(f"interrupted: rerun the same command to resume from the last checkpoint in {out}")
+        console.print(f"interrupted: rerun the same command to resume from the last checkpoint in {esc(out)}",
+                      highlight=False)
         raise typer.Exit(130) from exc
     _print_summary(summary, title, out)
 
@@ -109,12 +108,12 @@ def _print_summary(summary: SynthSummary, title: str, out: Path) -> None:
     for kind, n in sorted(summary.by_kind.items()):
         table.add_row(f"  kind: {kind}", str(n))
     for reason, n in sorted(summary.rejected.items()):
-        table.add_row(f"[yellow]bad pair: {reason}", f"[yellow]{n}")
+        table.add_row(f"[yellow]bad pair: {esc(reason)}", f"[yellow]{n}")
     console.print(table)
     for line in summary.problems[:_SHOWN_PROBLEMS]:
-        console.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {esc(line)}", soft_wrap=True, highlight=False)
     sheet = f"   contact sheet: {out / SHEET_NAME}" if (out / SHEET_NAME).is_file() else ""
-    console.print(f"manifest: {out / MANIFEST_NAME}{sheet}")
+    console.print(esc(f"manifest: {out / MANIFEST_NAME}{sheet}"), highlight=False)
 
 
 def synth_structure(

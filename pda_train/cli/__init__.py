@@ -6,6 +6,8 @@ import importlib
 
 import typer
 
+from pda_data.cli.options import guard_commands
+
 app = typer.Typer(
     name="pda-train",
     help="Train, export, translate with and evaluate the PDA portrait-to-anime model.",
@@ -19,6 +21,7 @@ _COMMAND_MODULES: tuple[str, ...] = ("describe", "run")
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"pda_train.cli.{_name}").register(app)
+guard_commands(app)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data.cli.options import FAILED, DetectorChoice, err_console, fail
+from pda_data.cli.options import FAILED, DetectorChoice, err_console, esc, fail
 
 console = Console()
 
@@ -132,16 +132,16 @@ def run(
     finally:
         shutdown(rt)
     if show:
-        table = Table(title=f"pda-train run: {exp.name} ({exp.plan} plan, preset {exp.preset.name})")
+        table = Table(title=esc(f"pda-train run: {exp.name} ({exp.plan} plan, preset {exp.preset.name})"))
         table.add_column("item")
         table.add_column("value", overflow="fold")
         table.add_row("status", result.status)
         table.add_row("stage / step", f"{result.stage} / {result.step}")
-        table.add_row("checkpoint", str(result.checkpoint or "-"))
-        table.add_row("model", str(result.model or "-"))
+        table.add_row("checkpoint", esc(result.checkpoint or "-"))
+        table.add_row("model", esc(result.model or "-"))
         for k, v in result.aux_metrics.items():
             table.add_row(k, f"{v:.4f}")
-        table.add_row("metrics", str(out / "metrics.jsonl"))
+        table.add_row("metrics", esc(out / "metrics.jsonl"))
         console.print(table)
     if result.status == "interrupted":
         raise typer.Exit(130)
@@ -178,20 +178,20 @@ def translate(
     except (ExportError, ModelError, ValueError, RuntimeError) as exc:
         raise fail(str(exc)) from None
     files = list_photos(inputs)
-    table = Table(title=f"pda-train translate -> {out}")
+    table = Table(title=f"pda-train translate -> {esc(out)}")
     table.add_column("input", overflow="fold")
     table.add_column("status")
     table.add_column("output", overflow="fold")
     results = translate_photos(net, files, out, det, marker, paste=paste, batch_size=batch_size)
     for r in results:
         if r.error:
-            err_console.print(f"[yellow]skip:[/] {r.error}", highlight=False)
-            table.add_row(str(r.source), f"[red]{r.kind}[/]", r.error.split(": ", 1)[-1])
+            err_console.print(f"[yellow]skip:[/] {esc(r.error)}", highlight=False)
+            table.add_row(esc(r.source), f"[red]{esc(r.kind)}[/]", esc(r.error.split(": ", 1)[-1]))
         else:
-            table.add_row(str(r.source), "[green]ok[/]", ", ".join(r.outputs))
+            table.add_row(esc(r.source), "[green]ok[/]", esc(", ".join(r.outputs)))
     ok = sum(not r.error for r in results)
     console.print(table)
-    console.print(f"{ok} of {len(files)} photo(s) translated; outputs in {out}")
+    console.print(f"{ok} of {len(files)} photo(s) translated; outputs in {esc(out)}", highlight=False)
     if not ok:
         raise typer.Exit(FAILED)
 
@@ -244,7 +244,7 @@ def evaluate_cmd(
     except (ExportError, ValueError, RuntimeError, OSError) as exc:
         raise fail(str(exc)) from None
     for message in report["skipped"]:
-        err_console.print(f"[yellow]skip:[/] {message}", highlight=False)
+        err_console.print(f"[yellow]skip:[/] {esc(message)}", highlight=False)
     t1 = Table(title=f"Table 1 style: {report['count']} portraits (lower is better)")
     t1.add_column("Method")
     t1.add_column("LPIPS")
@@ -267,10 +267,10 @@ def evaluate_cmd(
     console.print(t3)
     for name in ("lpips", "mmd", "fid"):
         if "unavailable" in report[name]:
-            console.print(f"{name}: {report[name]['unavailable']}", highlight=False)
+            console.print(esc(f"{name}: {report[name]['unavailable']}"), highlight=False)
     if "value" in report["fid"]:
         console.print(f"FID: {report['fid']['value']:.3f}")
-    console.print(f"report: {out / REPORT_NAME}")
+    console.print(f"report: {esc(out / REPORT_NAME)}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
