@@ -229,18 +229,22 @@ class Correspondence:
 
 
 def _human_to_anime() -> Correspondence:
+    """A human counterpart for every one of the 56 anime points, in anime index order.
+
+    Contour, brows, nose tip and the 12-point mouth match point for point (the mouth to dlib's outer lip).
+    The eyes differ: dlib has 6 points per eye (corners at offsets 0 and 3), anime56 has 8 (corners at 0 and
+    4), both clockwise from the image-left corner. Anime lid points at 1/4 and 3/4 of a lid take dlib's lid
+    point nearest to them (at 1/3 and 2/3); the lid's middle point takes the mean of dlib's two lid points.
+    dlib's nose bridge, nose base and inner lip have no anime counterpart and are not used.
+    """
     h, a = HUMAN68, ANIME56
     pairs: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     pairs += [((i,), (i,)) for i in h.contour]
     pairs += [((i,), (i,)) for i in h.groups["left_brow"] + h.groups["right_brow"]]
-    # Eye corners: dlib's eye cycles start at the image-left corner and reach the image-right one at
-    # offset 3; the anime cycles reach it at offset 4.
     for h_eye, a_eye in ((h.left_eye, a.left_eye), (h.right_eye, a.right_eye)):
-        pairs.append(((h_eye[0],), (a_eye[0],)))
-        pairs.append(((h_eye[3],), (a_eye[4],)))
-        pairs.append((h_eye, a_eye))
+        lid = ((0,), (1,), (1, 2), (2,), (3,), (4,), (4, 5), (5,))  # dlib offsets of anime offsets 0..7
+        pairs += [(tuple(h_eye[k] for k in ks), (a_eye[j],)) for j, ks in enumerate(lid)]
     pairs.append(((h.nose_tip,), (a.nose_tip,)))
-    # Both mouths are 12-point clockwise cycles from the image-left corner.
     pairs += list(zip(((i,) for i in h.groups["outer_lip"]), ((i,) for i in a.groups["mouth"]), strict=True))
     return Correspondence(h, a, tuple(pairs))
 

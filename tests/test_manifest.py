@@ -213,10 +213,10 @@ def test_saved_form_keeps_domain_weights_and_fusion(tmp_path: Path) -> None:
     ("plan", "stages"),
     [
         ("full", [("aux", 0), ("1", 1), ("2", 2), ("3", 3)]),
-        ("coser", [("aux", 0), ("1", 1)]),
-        ("coser_aug", [("aux", 0), ("1", 1), ("2", 2)]),
-        ("coser_human", [("aux", 0), ("1", 1), ("3", 3)]),
-        ("baseline", [("aux", 0), ("1", 3)]),
+        ("coser", [("aux", 0), ("1", 1), ("2", 1), ("3", 1)]),
+        ("coser_aug", [("aux", 0), ("1", 1), ("2", 2), ("3", 2)]),
+        ("coser_human", [("aux", 0), ("1", 1), ("2", 1), ("3", 3)]),
+        ("baseline", [("aux", 0), ("1", 3), ("2", 3), ("3", 3)]),
         ("single_stage", [("aux", 0), ("1", 3)]),
     ],
 )
@@ -236,11 +236,53 @@ def test_table4_plans_map_to_stages(plan: str, stages: list[tuple[str, int]]) ->
     if plan == "baseline":
         assert by_name["1"].weights == {"human": 1.0} and by_name["1"].human_full_losses
     if plan == "coser_human":
-        assert by_name["3"].weights == {"coser": 1.0, "human": 1.0} and by_name["3"].aug_prob == 0.0
+        assert by_name["3"].weights == pytest.approx({"coser": 2 / 3, "human": 1 / 3})
     if plan == "single_stage":
-        assert by_name["1"].steps == 20 and by_name["1"].schedule_stage == 1
-    if plan == "full":
+        assert by_name["1"].steps == 20 and by_name["1"].segments == (1, 2, 3)
+    if plan != "single_stage":
         assert [by_name[n].steps for n in "123"] == [10, 6, 4]
+
+
+def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in _leaves(sub, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): tree}
+
+
+# Each Table 4 row of the paper (Sec. 4.5) and the one setting it changes in Full (celebahq2anime.yaml).
+TABLE4_FACTORS = {
+    "ablation-wo-ldn.yaml": {"model.use_ldn": False},
+    "ablation-full-landmarks.yaml": {"model.landmark_set": "full"},
+    "ablation-wo-structure.yaml": {"losses.structure": 0.0},
+    "ablation-wo-highlight.yaml": {"losses.highlight": 0.0},
+    "ablation-wo-cam.yaml": {"losses.cam": 0.0},
+    "ablation-baseline.yaml": {"plan": "baseline"},
+    "ablation-coser.yaml": {"plan": "coser"},
+    "ablation-coser-aug.yaml": {"plan": "coser_aug"},
+    "ablation-coser-human.yaml": {"plan": "coser_human"},
+    "ablation-single-stage.yaml": {"plan": "single_stage"},
+}
+
+
+def test_every_table4_row_is_shipped() -> None:
+    rows = {n for n in SHIPPED if n.startswith("ablation-") and n != "ablation-demo.yaml"}
+    assert rows == set(TABLE4_FACTORS)
+
+
+@pytest.mark.parametrize(("name", "factor"), sorted(TABLE4_FACTORS.items()))
+def test_table4_rows_differ_from_full_in_their_factor_only(name: str, factor: dict[str, Any]) -> None:
+    full = _leaves(load_experiment(MANIFESTS / "celebahq2anime.yaml").to_dict())
+    row = _leaves(load_experiment(MANIFESTS / name).to_dict())
+    assert set(row) == set(full)
+    diff = {k: row[k] for k in row if row[k] != full[k]}
+    assert diff == {"name": name.removesuffix(".yaml"), **factor}
+
+
+def test_full_landmarks_deform_all_56_anime_points() -> None:
+    from pda_train.nets.ldn import ldn_point_count
+
+    exp = load_experiment(MANIFESTS / "ablation-full-landmarks.yaml")
+    assert ldn_point_count(exp.preset.model.landmark_set) == 56 and ldn_point_count("contour") == 17
 
 
 def test_manifest_domain_weights_override_a_stage() -> None:

@@ -13,7 +13,15 @@ from conftest import REPO
 from pda_data.stream.domains import PORTRAIT_DOMAINS
 from pda_train.manifest import Experiment, experiment_from_dict
 from pda_train.training import steps
-from pda_train.training.plan import STAGES, aux_phase, gan_phase, plan_stages, stage_weights, stream_seed
+from pda_train.training.plan import (
+    STAGES,
+    aux_phase,
+    gan_phase,
+    learning_rates,
+    plan_stages,
+    stage_weights,
+    stream_seed,
+)
 
 
 def _exp(plan: str = "full", **data: Any) -> Experiment:
@@ -31,6 +39,7 @@ def _exp(plan: str = "full", **data: Any) -> Experiment:
 def test_paper_stage_mixes() -> None:
     assert stage_weights(0, 0.5) == {}
     assert stage_weights(1, 0.5) == {"coser": 1.0}
+    assert stage_weights(3, 0.0) == pytest.approx({"coser": 2 / 3, "human": 1 / 3})  # no zero-weight domain
     assert stage_weights(2, 0.25) == {"coser": 0.75, "aug": 0.25}
     assert stage_weights(3, 0.5) == pytest.approx({"coser": 1 / 3, "aug": 1 / 3, "human": 1 / 3})
     with pytest.raises(ValueError, match="data stage must be"):
@@ -52,10 +61,17 @@ _AUG = 0.4  # a manifest value other than the default, so the plan must read it 
                 "3": {"coser": (1 - _AUG) * 2 / 3, "aug": _AUG * 2 / 3, "human": 1 / 3},
             },
         ),
-        ("coser", {"aux": {}, "1": {"coser": 1.0}}),
-        ("coser_aug", {"aux": {}, "1": {"coser": 1.0}, "2": {"coser": 1 - _AUG, "aug": _AUG}}),
-        ("coser_human", {"aux": {}, "1": {"coser": 1.0}, "3": {"coser": 1.0, "human": 1.0}}),
-        ("baseline", {"aux": {}, "1": {"human": 1.0}}),
+        ("coser", {"aux": {}, "1": {"coser": 1.0}, "2": {"coser": 1.0}, "3": {"coser": 1.0}}),
+        (
+            "coser_aug",
+            {"aux": {}, "1": {"coser": 1.0}, "2": {"coser": 1 - _AUG, "aug": _AUG},
+             "3": {"coser": 1 - _AUG, "aug": _AUG}},
+        ),
+        (
+            "coser_human",
+            {"aux": {}, "1": {"coser": 1.0}, "2": {"coser": 1.0}, "3": {"coser": 2 / 3, "human": 1 / 3}},
+        ),
+        ("baseline", {"aux": {}, "1": {"human": 1.0}, "2": {"human": 1.0}, "3": {"human": 1.0}}),
         (
             "single_stage",
             {"aux": {}, "1": {"coser": (1 - _AUG) * 2 / 3, "aug": _AUG * 2 / 3, "human": 1 / 3}},
@@ -68,10 +84,26 @@ def test_every_plan_fills_its_stage_weights(plan: str, expected: dict[str, dict[
     for stage in got:
         assert stage.weights == pytest.approx(expected[stage.name])
         assert set(stage.weights) <= set(PORTRAIT_DOMAINS)
-    assert [s.human_full_losses for s in got] == [plan == "baseline" and s.name == "1" for s in got]
-    schedule = {s.name: s.schedule_stage for s in got}
-    assert schedule["aux"] == 0 and schedule["1"] == 1
-    assert all(schedule[n] == int(n) for n in ("2", "3") if n in schedule)
+    assert [s.human_full_losses for s in got] == [plan == "baseline" and s.name != "aux" for s in got]
+    # Every Table 4 data row runs the same schedule as full: the three stages' steps, back to back.
+    segments = [k for s in got for k in s.segments]
+    assert segments == [1, 2, 3] and sum(s.steps for s in got if s.name != "aux") == 10 + 6 + 4
+
+
+@pytest.mark.parametrize("plan", ["full", "coser", "coser_aug", "coser_human", "baseline", "single_stage"])
+def test_every_plan_has_fulls_phases_and_learning_rates(plan: str) -> None:
+    # Step by step over the whole run, every plan trains in the same phase at the same rates as full.
+    def trace(name: str) -> list[tuple[str, tuple[float, float]]]:
+        exp = _exp(name)
+        return [(gan_phase(s, k, exp, True), learning_rates(s, k, exp))
+                for s in plan_stages(exp) if s.name != "aux" for k in range(s.steps)]
+
+    got, full = trace(plan), trace("full")
+    assert got == full and len(got) == 20
+    sc = _exp().preset.schedule
+    assert full[0] == ("ldn", (sc.lr_stage1, sc.lr_stage1)) and full[10] == ("joint", (sc.lr_ldn, sc.lr_psn))
+    assert full[16][1] == (sc.lr_ldn, sc.lr_psn)
+    assert full[19][1] == pytest.approx((sc.lr_ldn / 4, sc.lr_psn / 4))  # stage 3: step 3 of 4, linear decay
 
 
 def test_manifest_weights_replace_a_stage_mix_only() -> None:

@@ -48,8 +48,34 @@ def test_structure_points_and_correspondence():
     assert np.allclose(sp[0], pts[27:35].mean(0)) and np.allclose(sp[3], pts[50])
     h = np.arange(68 * 2, dtype=float).reshape(68, 2)
     a, b = HUMAN_TO_ANIME.apply(h, pts)
-    assert a.shape == b.shape and a.shape[0] == 17 + 10 + 6 + 1 + 12
-    assert np.allclose(a[0], h[0]) and np.allclose(b[-1], pts[55])
+    assert a.shape == b.shape == (56, 2)
+    assert np.allclose(a[0], h[0]) and np.allclose(b, pts)  # every anime point, in index order
+    assert np.allclose(a[29], h[37:39].mean(0)) and np.allclose(a[31], h[39])  # lid middle, right corner
+
+
+def test_correspondence_commutes_with_the_mirror():
+    # Mirroring a face then pairing equals pairing then mirroring: anime point k's human counterpart,
+    # mirrored, is the counterpart of anime point flip(k).
+    human_of = {anime[0]: set(human) for human, anime in HUMAN_TO_ANIME.pairs}
+    assert sorted(human_of) == list(range(ANIME56.n_points))
+    for k, human in human_of.items():
+        assert {HUMAN68.flip_perm[i] for i in human} == human_of[ANIME56.flip_perm[k]], k
+
+
+def test_correspondence_pairs_neighbouring_points_on_eyes():
+    # Both eyes as ellipses, dlib's 6 and anime's 8 points evenly spaced clockwise from the image-left corner:
+    # each anime eye point is within a quarter of the eye's width of its human counterpart.
+    def ring(n: int, cx: float) -> np.ndarray:
+        t = np.pi - 2 * np.pi * np.arange(n) / n  # image-left corner first, then the upper lid (y down)
+        return np.stack([cx + 10 * np.cos(t), 50 - 5 * np.sin(t)], axis=1)
+
+    h = np.zeros((68, 2))
+    a = np.zeros((56, 2))
+    h[36:42], h[42:48] = ring(6, 30), ring(6, 70)
+    a[27:35], a[35:43] = ring(8, 30), ring(8, 70)
+    src, dst = HUMAN_TO_ANIME.apply(h, a)
+    err = np.linalg.norm(src[27:43] - dst[27:43], axis=1)
+    assert err.max() < 0.25 * 20, err.round(2)
 
 
 def test_normalize_roundtrip_and_flat():

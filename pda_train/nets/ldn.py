@@ -4,10 +4,10 @@ The LDN maps portrait landmarks to anime landmarks and back. Which points it see
 ``landmark_set``:
 
 * ``"contour"`` (the paper): the 17 face-contour points of either schema, index for index.
-* ``"full"`` (the "Full Landmarks" ablation): every point pair of ``schema.HUMAN_TO_ANIME``, i.e. the
-  68 human and 56 anime points reduced to the points both layouts share (contour, brows, eye corners
-  and centres, nose tip, outer mouth). Both domains then live in the same point space, which the warp
-  needs: a portrait point must move to *its* predicted anime point.
+* ``"full"`` (the "Full Landmarks" ablation): all 56 anime points, each paired with its human counterpart
+  by ``schema.HUMAN_TO_ANIME`` (dlib's 6-point eyes interpolated to anime's 8; dlib's nose bridge, nose
+  base and inner lip unused). Both domains then live in the same point space, which the warp needs: a
+  portrait point must move to *its* predicted anime point.
 
 All coordinates are normalised to [-1, 1] (``schema.normalize_points``, align_corners=True).
 """

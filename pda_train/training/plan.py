@@ -13,6 +13,10 @@ Stages of the ``full`` plan (see :func:`plan_stages` for the Table 4 data ablati
 
 The portrait-domain weights of each stage live here (:func:`stage_weights`): the data layer is told which
 domains to mix with which weights, never a stage number.
+
+The Table 4 data ablations differ from ``full`` in their portrait mix only: each runs the same stages for
+the same iterations with the same learning-rate policy (``Single Stage``: one stage whose steps and rates
+follow the three stages' schedule back to back), so a row's difference is its named factor.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ class StagePlan:
 
     name: str  # "aux", "1", "2" or "3": checkpoint names and --stage values
     data_stage: int  # the paper stage whose portrait mix ``weights`` follows (0 for aux: no portraits)
-    schedule_stage: int  # the Schedule entry for iterations and learning rates (1 = individual + joint)
+    segments: tuple[int, ...]  # Schedule stages run back to back: their iterations and rates (see below)
     steps: int
     weights: dict[str, float]  # portrait domain -> weight, handed to pda_data.stream.loaders.stage_loader
     aug_prob: float  # the Aug-Portrait probability ``weights`` was built with (0: none)
@@ -46,52 +50,64 @@ def stage_weights(data_stage: int, aug_prob: float) -> dict[str, float]:
     Stage 1: coser only. Stage 2: coser, each sample replaced by an on-the-fly Aug-Portrait with ``aug_prob``.
     Stage 3: human portraits join with a third of the draws; the rest is stage 2's coser/aug mix.
     """
-    if data_stage == 0:
-        return {}
-    if data_stage == 1:
-        return {"coser": 1.0}
-    if data_stage == 2:
-        return {"coser": 1.0 - aug_prob, "aug": aug_prob}
-    if data_stage == 3:
-        return {"coser": (1.0 - aug_prob) * 2 / 3, "aug": aug_prob * 2 / 3, "human": 1 / 3}
-    raise ValueError(f"data stage must be 0, 1, 2 or 3, got {data_stage}")
+    mixes = {
+        0: {},
+        1: {"coser": 1.0},
+        2: {"coser": 1.0 - aug_prob, "aug": aug_prob},
+        3: {"coser": (1.0 - aug_prob) * 2 / 3, "aug": aug_prob * 2 / 3, "human": 1 / 3},
+    }
+    if data_stage not in mixes:
+        raise ValueError(f"data stage must be 0, 1, 2 or 3, got {data_stage}")
+    return {domain: w for domain, w in mixes[data_stage].items() if w > 0}
 
 
 def _stage(
     name: str,
     data_stage: int,
-    schedule_stage: int,
-    steps: int,
+    segments: tuple[int, ...],
+    iterations: list[int],
     aug_prob: float = 0.0,
     weights: dict[str, float] | None = None,
     human_full_losses: bool = False,
 ) -> StagePlan:
-    """A StagePlan whose weights default to the paper mix of ``data_stage`` with ``aug_prob``."""
+    """A StagePlan running the Schedule ``segments`` (their ``iterations`` summed); weights default to the
+    paper mix of ``data_stage`` with ``aug_prob``."""
     mix = stage_weights(data_stage, aug_prob) if weights is None else weights
-    return StagePlan(name, data_stage, schedule_stage, steps, mix, aug_prob, human_full_losses)
+    steps = sum(iterations[k - 1] for k in segments)
+    return StagePlan(name, data_stage, segments, steps, mix, aug_prob, human_full_losses)
 
 
 def plan_stages(exp: Experiment) -> list[StagePlan]:
     """The stages of ``exp.plan`` (Table 4 rows), each with its data mix and step count.
 
-    ``full``: aux, 1, 2, 3. ``coser``: aux, 1. ``coser_aug``: aux, 1, 2. ``coser_human``: aux, 1, then stage 3
-    without Aug-Portrait. ``baseline``: aux, then stage 1's procedure on human portraits only, every loss
-    applied to them. ``single_stage``: aux, then one stage-1 run (fixed rate, individual then joint) over
-    coser + Aug-Portrait + human for the total iterations of all three stages. ``data.weights`` in the
-    manifest replaces a stage's weights.
+    Every GAN plan runs the schedule's three stages for the same iterations and rates; only the portrait
+    mix differs from ``full`` (aux; 1 coser; 2 coser + Aug-Portrait; 3 coser + Aug-Portrait + 1/3 human):
+
+    * ``coser``: coser only in all three stages.
+    * ``coser_aug``: stage 3 keeps stage 2's coser + Aug-Portrait mix (no human).
+    * ``coser_human``: stage 2 stays on coser (no Aug-Portrait); stage 3 is full's with Aug-Portrait's share
+      given to coser (coser 2/3, human 1/3).
+    * ``baseline``: human portraits only in all three stages, every loss applied to them.
+    * ``single_stage``: one stage over coser + Aug-Portrait + human (stage 3's mix) whose steps and rates
+      are the three stages' back to back (individual then joint training at the stage-1 rate, then the
+      decaying stage-2 and stage-3 rates).
+
+    ``data.weights`` in the manifest replaces a stage's weights.
     """
     it = [int(n) for n in exp.preset.schedule.iterations]
     p = exp.data.aug_prob
-    aux = _stage("aux", 0, 0, exp.aux.detector_steps + 2 * exp.aux.classifier_steps)
-    s1 = _stage("1", 1, 1, it[0], p)
-    s2 = _stage("2", 2, 2, it[1], p)
+    aux = StagePlan("aux", 0, (), exp.aux.detector_steps + 2 * exp.aux.classifier_steps, {}, 0.0)
+    s1 = _stage("1", 1, (1,), it, p)
+    s2 = _stage("2", 2, (2,), it, p)
+    human = {"human": 1.0}
     plans = {
-        "full": [aux, s1, s2, _stage("3", 3, 3, it[2], p)],
-        "coser": [aux, s1],
-        "coser_aug": [aux, s1, s2],
-        "coser_human": [aux, s1, _stage("3", 3, 3, it[2], weights={"coser": 1.0, "human": 1.0})],
-        "baseline": [aux, _stage("1", 3, 1, it[0], weights={"human": 1.0}, human_full_losses=True)],
-        "single_stage": [aux, _stage("1", 3, 1, sum(it), p)],
+        "full": [aux, s1, s2, _stage("3", 3, (3,), it, p)],
+        "coser": [aux, s1, _stage("2", 1, (2,), it), _stage("3", 1, (3,), it)],
+        "coser_aug": [aux, s1, s2, _stage("3", 2, (3,), it, p)],
+        "coser_human": [aux, s1, _stage("2", 1, (2,), it), _stage("3", 3, (3,), it)],
+        "baseline": [aux] + [_stage(name, 3, (k,), it, weights=human, human_full_losses=True)
+                             for k, name in ((1, "1"), (2, "2"), (3, "3"))],
+        "single_stage": [aux, _stage("1", 3, (1, 2, 3), it, p)],
     }
     out = []
     for stage in plans[exp.plan]:
@@ -109,9 +125,28 @@ def stage1_phase(step: int, total: int, exp: Experiment, has_ldn: bool) -> str:
     return "psn" if step < psn_end else "joint"
 
 
+def segment_at(plan: StagePlan, step: int, exp: Experiment) -> tuple[int, int]:
+    """(Schedule stage, step within it) of ``plan``'s ``step``: its segments run back to back."""
+    iterations = exp.preset.schedule.iterations
+    for k in plan.segments:
+        n = int(iterations[k - 1])
+        if step < n or k == plan.segments[-1]:
+            return k, step
+        step -= n
+    raise ValueError(f"stage {plan.name} has no schedule segments")
+
+
+def learning_rates(plan: StagePlan, step: int, exp: Experiment) -> tuple[float, float]:
+    """(LDN, PSN) learning rates at ``step`` of a GAN stage (:meth:`Schedule.learning_rates` per segment)."""
+    return exp.preset.schedule.learning_rates(*segment_at(plan, step, exp))
+
+
 def gan_phase(plan: StagePlan, step: int, exp: Experiment, has_ldn: bool) -> str:
     """Phase of a GAN stage at ``step``: stage 1's schedule (:func:`stage1_phase`), else ``joint``."""
-    return stage1_phase(step, plan.steps, exp, has_ldn) if plan.schedule_stage == 1 else "joint"
+    stage, local = segment_at(plan, step, exp)
+    if stage != 1:
+        return "joint"
+    return stage1_phase(local, int(exp.preset.schedule.iterations[0]), exp, has_ldn)
 
 
 def aux_phase(step: int, exp: Experiment) -> str:

@@ -21,7 +21,7 @@ from pda_data.shards.index import CLASSIFIER_ROLES, ShardError
 from pda_data.stream.loaders import aux_loader, stage_loader
 from pda_train.manifest import Experiment
 from pda_train.nets import GeneratorPass, PDANetworks
-from pda_train.training.plan import StagePlan, aux_phase, gan_phase, stream_seed
+from pda_train.training.plan import StagePlan, aux_phase, gan_phase, learning_rates, stream_seed
 from pda_train.training.runtime import Runtime, all_reduce_mean, eval_mode
 from pda_train.training.steps import aux_step, gan_step
 from pda_train.training.tracking import Tracker, heatmap_tile
@@ -245,7 +245,7 @@ def _gan_optimizers(
 ) -> tuple[dict[str, torch.optim.Optimizer], dict[str, Any]]:
     """Adam per parameter group, with a LambdaLR following the schedule's rate of ``plan``'s stage."""
     sched = ctx.exp.preset.schedule
-    lr0 = sched.learning_rates(plan.schedule_stage, 0)
+    lr0 = learning_rates(plan, 0, ctx.exp)
     optimizers, schedulers = {}, {}
     for name, params in ctx.nets.parameter_groups().items():
         if not params:
@@ -257,7 +257,7 @@ def _gan_optimizers(
         )
 
         def factor(s: int, which: int = which, base: float = base) -> float:
-            return sched.learning_rates(plan.schedule_stage, s)[which] / base if base else 0.0
+            return learning_rates(plan, s, ctx.exp)[which] / base if base else 0.0
 
         schedulers[name] = torch.optim.lr_scheduler.LambdaLR(optimizers[name], factor)
     return optimizers, schedulers
