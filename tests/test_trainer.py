@@ -31,6 +31,7 @@ from pda_train.cli import app
 from pda_train.cli import run as cli_run
 from pda_train.inference.evaluate import EvalOptions, evaluate
 from pda_train.inference.export import ExportError, load_translator
+from pda_train.inference.testset import folder_faces, shard_faces
 from pda_train.inference.translate import NoFaceError, find_face, paste_back, translate_crops
 from pda_train.manifest import Experiment, experiment_from_dict
 from pda_train.training import checkpoint as ckpt
@@ -208,8 +209,8 @@ def test_evaluate_writes_the_paper_metrics(
     trained: dict[str, Any], world: dict[str, Path], tmp_path: Path
 ) -> None:
     model = load_translator(trained["done"].model)
-    report = evaluate(model, world["humans"], tmp_path, EvalOptions(anime=world["anime"]))
-    assert report["count"] == 10
+    report = evaluate(model, folder_faces(world["humans"]), tmp_path, EvalOptions(anime=world["anime"]))
+    assert report["count"] == 10 and report["faces"]["source"] == "external"  # no shards: every face
     assert json.loads((tmp_path / "report.json").read_text())["count"] == 10
     assert len(list((tmp_path / "images").glob("*.png"))) == 10 and (tmp_path / "sheet.png").is_file()
     assert 0.0 <= report["hue_histd"]["mean"] <= 1.0 and report["hue_histd"]["bins"] == 180
@@ -217,9 +218,17 @@ def test_evaluate_writes_the_paper_metrics(
     assert mmd["points"] == 17 and mmd["anime_count"] == 10
     assert mmd["human_vs_anime"] >= 0 and mmd["warped_vs_anime"] >= 0
     assert "unavailable" in report["fid"]
-    # --test-fraction keeps exactly the human portraits that pack put in the test split.
-    held_out = evaluate(model, world["humans"], tmp_path / "t", EvalOptions(test_fraction=0.3))
-    assert held_out["count"] == read_index(world["shards"])["roles"]["human"]["splits"]["test"]["samples"]
+    # By default the faces are the human test split the shards hold; the packed folder gives the same keys.
+    shards = world["shards"]
+    n_test = read_index(shards)["roles"]["human"]["splits"]["test"]["samples"]
+    held_out = evaluate(model, shard_faces(shards), tmp_path / "t", EvalOptions(shards=shards))
+    assert held_out["count"] == n_test > 0 and held_out["faces"]["per_split"] == {"test": n_test}
+    assert held_out["mmd"]["anime"].endswith("(anime test split)")
+    assert held_out["mmd"]["anime_count"] == read_index(shards)["roles"]["anime"]["splits"]["test"]["samples"]
+    from_folder = folder_faces(world["humans"], "test", shards)
+    assert from_folder.source == "folder" and sorted(from_folder.keys) == sorted(shard_faces(shards).keys)
+    both = folder_faces(world["humans"], "all", shards)
+    assert both.counts == {"train": 10 - n_test, "test": n_test}
     assert "lpips" in report["lpips"].get("unavailable", "lpips") or "mean" in report["lpips"]
 
 
@@ -477,25 +486,19 @@ def test_translate_and_evaluate_commands(
         ],
     )
     assert res.exit_code == 1  # nothing translated
-    res = runner.invoke(
-        app,
-        [
-            "evaluate",
-            "--model",
-            model,
-            "--portraits",
-            str(world["humans"]),
-            "--out",
-            str(tmp_path / "eval"),
-            "--device",
-            "cpu",
-            "--limit",
-            "3",
-        ],
-    )
+    n_test = read_index(world["shards"])["roles"]["human"]["splits"]["test"]["samples"]
+    # No --portraits: the run's shards (experiment.yaml beside the model), human test split.
+    res = runner.invoke(app, ["evaluate", "--model", model, "--out", str(tmp_path / "eval"), "--device",
+                              "cpu"])
     assert res.exit_code == 0, res.output
     assert "Hue-HistD" in res.output and "Human vs Anime" in res.output
-    assert json.loads((tmp_path / "eval" / "report.json").read_text())["count"] == 3
+    assert f"scoring {n_test} face(s) of {world['shards']} (shards, split test: {n_test} test)" in res.output
+    assert json.loads((tmp_path / "eval" / "report.json").read_text())["count"] == n_test
+    # The packed folder with --split all mixes train faces in, and says so.
+    res = runner.invoke(app, ["evaluate", "--model", model, "--portraits", str(world["humans"]), "--split",
+                              "all", "--out", str(tmp_path / "eval2"), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert f"warning: {10 - n_test} of these faces are in the train split" in res.output
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: {shards: x}\nplan: sideways\n")
     res = runner.invoke(app, ["run", "-m", str(bad), "-o", str(tmp_path / "r")])

@@ -38,8 +38,9 @@ step "7/8 translate"
 pda-train translate "$OUT/world/humans" --model "$OUT/run/final.safetensors" --out "$OUT/translated" \
   --paste-back --device cpu
 step "8/8 evaluate"
-pda-train evaluate --model "$OUT/run/final.safetensors" --portraits "$OUT/humans" --anime "$OUT/anime.parquet" \
-  --out "$OUT/eval" --device cpu
+# The demo world has 8 humans, too few for a test split: score all of them, train faces included (it says so).
+pda-train evaluate --model "$OUT/run/final.safetensors" --portraits "$OUT/humans" --split all \
+  --anime "$OUT/anime.parquet" --out "$OUT/eval" --device cpu
 
 step "outputs"
 echo "model:       $OUT/run/final.safetensors (+ .json config)"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 ROLES: tuple[str, ...] = ("coser", "human", "anime", "structure", "highlight")
 SPLITS: tuple[str, ...] = ("train", "test")
+SPLIT_SCOPES: tuple[str, ...] = (*SPLITS, "all")  # what an evaluation may score: one split or both
 IMAGE_FORMATS: tuple[str, ...] = ("png", "jpg")
 # The `pda-data pack` option that names each role's input.
 PACK_FLAGS: dict[str, str] = {

@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data.cli.options import FAILED, DetectorChoice, err_console, esc, fail
+from pda_data.cli.options import FAILED, DetectorChoice, choice, err_console, esc, fail
+from pda_data.shards.names import SPLIT_SCOPES
 
 console = Console()
 
@@ -37,6 +38,7 @@ class AmpChoice(str, Enum):
 
 
 DeviceOption = Annotated[DeviceChoice, typer.Option("--device", help="auto = CUDA when available, else CPU.")]
+EvalSplitChoice = choice("EvalSplitChoice", SPLIT_SCOPES)
 
 
 _RUN_HELP = (
@@ -57,10 +59,13 @@ _TRANSLATE_HELP = (
 
 
 _EVALUATE_HELP = (
-    "Measure appearance preservation on a test set (Tables 1 and 3).\n\nHue-HistD (180-bin hue "
-    "histograms, cosine distance) and LPIPS between each input and its translation; with --anime, the "
-    "landmark MMD of raw and LDN-deformed human contours against anime contours, and FID when "
-    "--inception is given. Writes OUT/report.json."
+    "Measure appearance preservation on held-out faces (Tables 1 and 3).\n\nBy default the faces are the "
+    "human test split recorded when the shards were packed (--shards, default: the shards of the run that "
+    "exported --model). --portraits scores a curated folder instead: if the shards were packed from it, "
+    "only its --split keys are used. Hue-HistD (180-bin hue histograms, cosine distance) and LPIPS between "
+    "each input and its translation; the landmark MMD of raw and LDN-deformed human contours against anime "
+    "contours (--anime, or the shards' anime faces), and FID when --inception is given. Writes "
+    "OUT/report.json."
 )
 
 
@@ -198,12 +203,14 @@ def translate(
 
 def evaluate_cmd(
     model: Annotated[Path, typer.Option("--model", help="Exported model (RUN/final.safetensors).")],
-    portraits: Annotated[
-        Path, typer.Option("--portraits", help="Curated test portraits (crop-humans folder).")
-    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder: report.json, images/, sheet.png.")],
+    portraits: Annotated[
+        Path | None,
+        typer.Option("--portraits", help="Score this curated folder (crop-humans layout), not the shards."),
+    ] = None,
     anime: Annotated[
-        Path | None, typer.Option("--anime", help="Anime annotation Parquet: enables landmark MMD and FID.")
+        Path | None,
+        typer.Option("--anime", help="Anime annotation Parquet for MMD and FID (default: the shards')."),
     ] = None,
     lpips_weights: Annotated[
         Path | None,
@@ -215,34 +222,46 @@ def evaluate_cmd(
     device: DeviceOption = DeviceChoice.auto,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Faces per batch.")] = 8,
     limit: Annotated[int, typer.Option("--limit", min=0, help="Evaluate at most N portraits (0 = all).")] = 0,
-    test_fraction: Annotated[
-        float,
-        typer.Option(
-            "--test-fraction",
-            min=0.0,
-            max=1.0,
-            help="Only the portraits `pda-data pack --test-fraction F` put in the test split (0 = all).",
-        ),
-    ] = 0.0,
+    shards: Annotated[
+        Path | None,
+        typer.Option("--shards", help="Shard set whose recorded splits pick the faces (default: the run's)."),
+    ] = None,
+    split: Annotated[
+        EvalSplitChoice,
+        typer.Option(help="Pack split to score; 'all' mixes train and test faces (counted in the report)."),
+    ] = EvalSplitChoice.test,
 ) -> None:
     """Measure appearance preservation on a test set (Tables 1 and 3)."""
+    from pda_data.io.table import TableError
+    from pda_data.shards.index import ShardError
     from pda_train.inference.evaluate import REPORT_NAME, EvalOptions, evaluate
     from pda_train.inference.export import ExportError, load_translator
+    from pda_train.inference.testset import folder_faces, run_shards, shard_faces
     from pda_train.training.runtime import select_device
 
+    shards = shards if shards is not None else run_shards(model)
+    if portraits is None and shards is None:
+        raise fail(f"{model}: no run manifest beside the model names its shards; pass --shards or "
+                   "--portraits")
     options = EvalOptions(
-        anime=anime,
-        lpips_weights=lpips_weights,
-        inception=inception,
-        batch_size=batch_size,
-        limit=limit,
-        test_fraction=test_fraction,
+        anime=anime, shards=shards, lpips_weights=lpips_weights, inception=inception, batch_size=batch_size
     )
     try:
+        if portraits is None:
+            faces = shard_faces(shards, split.value, limit)
+        else:
+            faces = folder_faces(portraits, split.value, shards, limit)
         net = load_translator(model, select_device(device.value))
-        report = evaluate(net, portraits, out, options)
-    except (ExportError, ValueError, RuntimeError, OSError) as exc:
+        report = evaluate(net, faces, out, options)
+    except (ExportError, ShardError, TableError, ValueError, RuntimeError, OSError) as exc:
         raise fail(str(exc)) from None
+    where = esc(portraits if portraits is not None else shards)
+    per_split = ", ".join(f"{n} {k}" for k, n in sorted(faces.counts.items()))
+    err_console.print(f"scoring {len(faces.keys)} face(s) of {where} ({faces.source}, split {split.value}: "
+                      f"{esc(per_split)})", highlight=False)
+    if "train" in faces.counts and faces.counts.get("train") and split.value != "train":
+        err_console.print(f"[yellow]warning:[/] {faces.counts['train']} of these faces are in the train "
+                          "split the model may have seen (--split all)", highlight=False)
     for message in report["skipped"]:
         err_console.print(f"[yellow]skip:[/] {esc(message)}", highlight=False)
     t1 = Table(title=f"Table 1 style: {report['count']} portraits (lower is better)")

@@ -1,11 +1,11 @@
-"""Evaluation on a test set of portraits: the metrics of Tables 1 and 3 (and FID on request).
+"""Evaluation on held-out portraits: the metrics of Tables 1 and 3 (and FID on request).
 
-Input is a curated portrait folder (``crop-humans`` layout: ``manifest.parquet`` with 68 landmarks in crop
-pixels, ``images/``). Every kept face is translated; per face the report holds Hue-HistD and LPIPS between the
-input crop and its translation, both at the model's resolution. With an anime annotation file (``--anime``)
-the landmark MMD of Table 3 compares the LDN point sets (17 contour points, or the full correspondence for a
-"full landmarks" model) of raw human faces and of LDN-deformed human faces against the anime faces', and FID
-(with ``--inception``) compares the translations with those anime images.
+The faces come from :mod:`pda_train.inference.testset`: the shards' recorded test split by default, or a
+curated folder. Every face is translated; per face the report holds Hue-HistD and LPIPS between the input
+crop and its translation, both at the model's resolution. Against anime faces (an annotation file, or the
+shards' anime test split) the landmark MMD of Table 3 compares the LDN point sets (17 contour points, or all
+56 for a "full landmarks" model) of raw human faces and of LDN-deformed human faces with the anime faces',
+and FID (with ``--inception``) compares the translations with those anime images.
 
 Output folder: ``report.json``, ``images/<key>.png`` (translations), ``sheet.png`` (input | warped | anime).
 """
@@ -22,17 +22,15 @@ import numpy as np
 import torch
 
 from pda_data.annotations.table import AnnotationError, points_array, read_annotations
-from pda_data.curation.table import kept_portraits
 from pda_data.geometry.crop import resize_to_model
 from pda_data.io.files import atomic_write_text
-from pda_data.io.images import ImageError, load_image, save_image
-from pda_data.io.table import TableError
+from pda_data.io.images import load_image, save_image
 from pda_data.schema import ANIME56, HUMAN68, normalize_points
-from pda_data.shards.index import split_of
 from pda_data.stream.augment import images_to_tensor
 from pda_data.viz.sheet import contact_sheet
 from pda_train.inference import metrics
 from pda_train.inference.export import Translator
+from pda_train.inference.testset import Faces, shard_anime
 from pda_train.inference.translate import translate_crops
 from pda_train.nets import ldn_points
 
@@ -45,43 +43,16 @@ class EvalOptions:
     """Optional metrics and limits."""
 
     anime: Path | None = None  # anime annotation Parquet (landmarks import output) for MMD and FID
+    shards: Path | None = None  # else the anime faces of these shards (test split, or train without one)
     lpips_weights: Path | None = None
     inception: Path | None = None
     batch_size: int = 8
-    limit: int = 0  # 0 = every kept portrait
-    test_fraction: float = 0.0  # > 0: only the keys `pda-data pack --test-fraction` put in the test split
     mmd_sigma: float = metrics.MMD_SIGMA
 
 
 def _summary(values: list[float]) -> dict[str, float]:
     arr = np.asarray(values, dtype=np.float64)
     return {"mean": float(arr.mean()), "std": float(arr.std()), "count": int(arr.size)}
-
-
-def load_portraits(
-    folder: Path, limit: int = 0, test_fraction: float = 0.0
-) -> tuple[list[str], list[np.ndarray], np.ndarray, list[str]]:
-    """Keys, RGB crops, (N, 68, 2) crop-pixel landmarks of a curated folder's kept rows, and the unreadable
-    images (one message each). ``test_fraction`` > 0 keeps the pack test split only."""
-    df, all_points, unusable = kept_portraits(folder)
-    chosen = np.array([test_fraction <= 0 or split_of(str(k), test_fraction) == "test" for k in df["key"]],
-                      dtype=bool)
-    df, all_points = df[chosen], all_points[chosen]
-    if limit:
-        df, all_points = df.head(limit), all_points[:limit]
-    keys, crops, points = [], [], []
-    skipped = [f"{folder} [{key}]: {why}" for key, why in unusable]
-    for key, rel, pts in zip(df["key"], df["image"], all_points, strict=True):
-        try:
-            crops.append(load_image(folder / str(rel)))
-        except ImageError as exc:
-            skipped.append(str(exc))
-            continue
-        keys.append(str(key))
-        points.append(pts)
-    if not keys:
-        raise TableError(f"{folder}: no readable kept portraits to evaluate")
-    return keys, crops, np.stack(points), skipped
 
 
 def load_anime_points(path: Path) -> tuple[np.ndarray, list[Path]]:
@@ -96,10 +67,10 @@ def load_anime_points(path: Path) -> tuple[np.ndarray, list[Path]]:
     return np.stack(pts), [Path(str(p)) for p in df["path"]]
 
 
-def evaluate(model: Translator, portraits: Path, out: Path, options: EvalOptions) -> dict[str, Any]:
-    """Translate every kept portrait of ``portraits`` and write the report (returned as a dict)."""
+def evaluate(model: Translator, faces: Faces, out: Path, options: EvalOptions) -> dict[str, Any]:
+    """Translate every face of ``faces`` and write the report (returned as a dict)."""
     size = model.image_size
-    keys, crops, points, skipped = load_portraits(portraits, options.limit, options.test_fraction)
+    keys, crops, points = faces.keys, faces.crops, faces.points
     results = translate_crops(model, crops, list(points), batch_size=options.batch_size)
     inputs = [resize_to_model(c, p, size)[0] for c, p in zip(crops, points, strict=True)]  # model inputs
     for key, res in zip(keys, results, strict=True):
@@ -117,9 +88,9 @@ def evaluate(model: Translator, portraits: Path, out: Path, options: EvalOptions
     hue = [metrics.hue_hist_distance(inp, res.anime) for inp, res in zip(inputs, results, strict=True)]
     report: dict[str, Any] = {
         "model": {"image_size": size, "use_ldn": model.cfg.use_ldn, "landmark_set": model.cfg.landmark_set},
-        "portraits": str(portraits),
+        "faces": faces.describe(),
         "count": len(keys),
-        "skipped": skipped,
+        "skipped": faces.skipped,
         "hue_histd": {**_summary(hue), "bins": metrics.HUE_BINS, "range": "OpenCV H 0..179, every pixel"},
     }
     device = next(model.parameters()).device
@@ -158,10 +129,21 @@ def _anime_metrics(
     options: EvalOptions,
     device: torch.device,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    if options.anime is None:
-        why = {"unavailable": "pass --anime with an anime annotation file (pda-data landmarks import output)"}
-        return why, {"unavailable": "needs --anime and --inception"}
-    anime_pts, anime_paths = load_anime_points(options.anime)
+    if options.anime is not None:
+        anime_pts, paths = load_anime_points(options.anime)
+        anime_from = str(options.anime)
+
+        def anime_images() -> list[np.ndarray]:
+            return [load_image(p) for p in paths]
+    elif options.shards is not None:
+        anime_pts, images, split = shard_anime(options.shards)
+        anime_from = f"{options.shards} (anime {split} split)"
+
+        def anime_images() -> list[np.ndarray]:
+            return images
+    else:
+        why = {"unavailable": "pass --anime (an anime annotation file) or --shards with an anime role"}
+        return why, {"unavailable": "needs anime faces and --inception"}
     landmark_set = model.cfg.landmark_set
     human = torch.as_tensor(
         np.stack([normalize_points(p, c.shape[1], c.shape[0]) for p, c in zip(points, crops, strict=True)]),
@@ -175,6 +157,7 @@ def _anime_metrics(
         "points": int(raw.shape[1]),
         "human_count": len(raw),
         "anime_count": len(anime),
+        "anime": anime_from,
     }
     if model.ldn is not None:
         with torch.no_grad():
@@ -190,7 +173,7 @@ def _anime_metrics(
     except metrics.MetricUnavailable as exc:
         return mmd, {"unavailable": str(exc)}
     size = model.image_size
-    real = [cv2.resize(load_image(p), (size, size), interpolation=cv2.INTER_AREA) for p in anime_paths]
+    real = [cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in anime_images()]
     fake = [r.anime for r in results]
     feats = [
         np.concatenate(
