@@ -167,8 +167,8 @@ def inspect(
             mib = sum(e["bytes"] for e in sp["shards"]) / 2**20
             table.add_row(
                 role,
-                info["schema"],
-                info.get("image_format", "png"),
+                esc(info["schema"]),
+                info["image_format"],
                 split_name,
                 str(len(sp["shards"])),
                 str(sp["samples"]),
@@ -176,14 +176,23 @@ def inspect(
             )
     console.print(table)
     folder = out if out is not None else Path(shards) / "inspect"
+    written = 0
     for role in index["roles"]:
         try:
-            sheet = sample_sheet(random_samples(shards, role, split=split.value, count=count, seed=seed))
+            samples, problems = random_samples(shards, role, split=split.value, count=count, seed=seed)
         except ShardError as exc:
             err.print(f"[yellow]no sheet[/yellow] {esc(exc)}", highlight=False)
             continue
-        save_image(folder / f"{role}.png", sheet)
+        for problem in problems:
+            err.print(f"[yellow]skipped[/yellow] {esc(problem)}", highlight=False)
+        if not samples:
+            err.print(f"[yellow]no sheet[/yellow] {role}: no readable {split.value} sample", highlight=False)
+            continue
+        save_image(folder / f"{role}.png", sample_sheet(samples))
         console.print(f"wrote {esc(folder / f'{role}.png')}", highlight=False)
+        written += 1
+    if index["roles"] and not written:
+        raise fail(f"{shards}: no sheet written (no readable {split.value} sample in any role)", FAILED)
 
 
 def export_hf(
@@ -200,12 +209,20 @@ def export_hf(
     ] = None,
 ) -> None:
     """Save one role's split as a Hugging Face `datasets` dataset on disk (read with load_from_disk)."""
+    from pda_data.shards.export import ExportFailed, readable_shards
     from pda_data.shards.export import export_hf as export_dataset
     from pda_data.shards.index import ShardError
 
     role_name, split_name = role.value, split.value
     try:
-        ds = export_dataset(shards, role_name, out, split=split_name, cache_dir=cache_dir)
+        urls, problems = readable_shards(shards, role_name, split_name)
+        for problem in problems:
+            err.print(f"[yellow]skipped[/yellow] {esc(problem)}", highlight=False)
+        if not urls:
+            raise fail(f"{shards}: no readable {role_name}/{split_name} shard, nothing exported", FAILED)
+        ds = export_dataset(urls, out, split=split_name, cache_dir=cache_dir, offline=push_to_hub is None)
+    except ExportFailed as exc:
+        raise fail(str(exc), FAILED) from exc
     except ShardError as exc:
         raise fail(str(exc)) from exc
     columns = ", ".join(ds.column_names)

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from pda_data.schema import SCHEMAS, LandmarkSchema, unflatten_points
-from pda_data.shards.index import CLASSIFIER_ROLES, read_index, shard_urls
-from pda_data.shards.sample import decode_rgb
-from pda_data.shards.tar import iter_tar_samples
+from pda_data.schema import LandmarkSchema, unflatten_points
+from pda_data.shards.index import CLASSIFIER_ROLES, ROLE_SCHEMA, Problem, read_index, role_entries
+from pda_data.shards.sample import check_sample, decode_rgb
+from pda_data.shards.tar import TarDamage, iter_tar_samples
 from pda_data.viz.sheet import landmark_sheet
 
 
@@ -32,23 +32,45 @@ class Sample:
 
 def random_samples(
     root: str | Path, role: str, *, split: str = "train", count: int = 16, seed: int = 0
-) -> list[Sample]:
-    """``count`` samples of a role drawn with ``seed``: shards first, then samples among theirs."""
+) -> tuple[list[Sample], list[Problem]]:
+    """``count`` samples of a role drawn with ``seed`` from what is readable, and what was not.
+
+    Shards are drawn first (up to ``count`` readable ones; a damaged shard is replaced by the next draw and
+    its readable samples kept), then samples among theirs; a sample that fails :func:`check_sample` is
+    replaced too. The problems name each bad shard (and key). ShardError when the role has no shards.
+    """
     root = Path(root)
-    fmt = read_index(root)["roles"].get(role, {}).get("image_format", "png")
-    urls = shard_urls(root, role, split)
+    index = read_index(root)
+    entries = role_entries(index, root, role, split)
+    fmt = index["roles"][role]["image_format"]
     rng = np.random.default_rng(seed)
-    picked = rng.choice(len(urls), size=min(len(urls), count), replace=False)
-    pool = [(k, m) for i in sorted(picked) for k, m in iter_tar_samples(urls[i])]
-    chosen = rng.choice(len(pool), size=min(len(pool), count), replace=False)
+    pool: list[tuple[str, str, dict[str, bytes]]] = []
+    problems: list[Problem] = []
+    read = 0
+    for i in rng.permutation(len(entries)):
+        if read == count:
+            break
+        name = entries[i]["name"]
+        try:
+            for key, members in iter_tar_samples(root / name):
+                pool.append((name, key, members))
+            read += 1
+        except TarDamage as exc:
+            problems.append(Problem(name, "", f"unreadable tar: {exc.reason}"))
     samples = []
-    for i in chosen:
-        key, members = pool[i]
+    for j in rng.permutation(len(pool)):
+        if len(samples) == count:
+            break
+        name, key, members = pool[j]
+        errors = check_sample(role, members, fmt)
+        if errors:
+            problems.append(Problem(name, key, "; ".join(errors)))
+            continue
         meta = json.loads(members["json"])
-        caption = f"{meta['label']}:{meta['kind']}" if role in CLASSIFIER_ROLES else key
+        caption = f"{meta['label']}:{meta.get('kind')}" if role in CLASSIFIER_ROLES else key
         samples.append(Sample(key, decode_rgb(members[fmt]), unflatten_points(meta["landmarks"]),
-                              SCHEMAS[meta["schema"]], meta, caption))
-    return samples
+                              ROLE_SCHEMA[role], meta, caption))
+    return samples, problems
 
 
 def sample_sheet(samples: Sequence[Sample], tile_size: int = 160) -> np.ndarray:

@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pda_data.io.files import sha256_file
 from pda_data.schema import SCHEMA_VERSION
 from pda_data.shards.index import INDEX_NAME, Problem, read_index, shard_entries
 from pda_data.shards.sample import check_sample
-from pda_data.shards.tar import iter_tar_samples
+from pda_data.shards.tar import TarDamage, iter_tar_samples
+
+
+def _check_shard(path: Path, entry: dict[str, Any], role: str, fmt: str, deep: bool) -> list[Problem]:
+    """The problems of one shard file against its index entry (and of its samples, when ``deep``)."""
+    name = entry["name"]
+    if not path.is_file():
+        return [Problem(name, "", "shard file is missing")]
+    problems: list[Problem] = []
+    try:
+        size = path.stat().st_size
+        digest = sha256_file(path)
+    except OSError as exc:
+        return [Problem(name, "", f"unreadable shard file ({exc.strerror or exc})")]
+    if size != entry["bytes"]:
+        problems.append(Problem(name, "", f"size {size} bytes, index says {entry['bytes']}"))
+    if digest != entry["sha256"]:
+        problems.append(Problem(name, "", "sha256 differs from the index (corrupt or modified shard)"))
+    count = 0
+    try:
+        for key, members in iter_tar_samples(path):
+            count += 1
+            if deep:
+                problems += [Problem(name, key, msg) for msg in check_sample(role, members, fmt)]
+    except TarDamage as exc:
+        return [*problems, Problem(name, "", f"unreadable tar after {count} samples: {exc.reason}")]
+    if count != entry["samples"]:
+        problems.append(Problem(name, "", f"{count} samples, index says {entry['samples']}"))
+    return problems
 
 
 def verify(
@@ -26,30 +54,10 @@ def verify(
     problems: list[Problem] = []
     entries = shard_entries(index)
     for role, _split, entry in entries:
-        path = root / entry["name"]
         name = entry["name"]
         if on_shard is not None:
             on_shard(name)
-        if not path.is_file():
-            problems.append(Problem(name, "", "shard file is missing"))
-            continue
-        size = path.stat().st_size
-        if size != entry["bytes"]:
-            problems.append(Problem(name, "", f"size {size} bytes, index says {entry['bytes']}"))
-        if sha256_file(path) != entry["sha256"]:
-            problems.append(Problem(name, "", "sha256 differs from the index (corrupt or modified shard)"))
-        fmt = index["roles"][role].get("image_format", "png")
-        count = 0
-        try:
-            for key, members in iter_tar_samples(path):
-                count += 1
-                if deep:
-                    problems += [Problem(name, key, msg) for msg in check_sample(role, members, fmt)]
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            problems.append(Problem(name, "", f"unreadable tar after {count} samples ({exc})"))
-            continue
-        if count != entry["samples"]:
-            problems.append(Problem(name, "", f"{count} samples, index says {entry['samples']}"))
+        problems += _check_shard(root / name, entry, role, index["roles"][role]["image_format"], deep)
     if index.get("schema_version") != SCHEMA_VERSION:
         problems.append(
             Problem(
@@ -64,15 +72,9 @@ def verify(
         if rel not in listed:
             problems.append(Problem(rel, "", "shard file is not in the index"))
     for role, info in index["roles"].items():
-        for split, split_info in info.get("splits", {}).items():
-            total = sum(e["samples"] for e in split_info.get("shards", []))
-            if total != split_info.get("samples"):
-                problems.append(
-                    Problem(
-                        INDEX_NAME,
-                        "",
-                        f"{role}/{split} sample count "
-                        f"{split_info.get('samples')} != sum over its shards {total}",
-                    )
-                )
+        for split, split_info in info["splits"].items():
+            total, listed_total = sum(e["samples"] for e in split_info["shards"]), split_info["samples"]
+            if total != listed_total:
+                message = f"{role}/{split} sample count {listed_total} != sum over its shards {total}"
+                problems.append(Problem(INDEX_NAME, "", message))
     return problems, len(entries)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from pda_data.shards.index import CLASSIFIER_ROLES
+from pda_data.shards.index import CLASSIFIER_ROLES, ShardError
 from pda_data.stream.augment import Augmenter, ImageBatch, points_to_tensor, unit_range
 from pda_data.stream.domains import check_weights, draw_domains, needed_roles
 from pda_data.stream.readers import RoleSource, decoded_role, reader_seed, role_source
@@ -25,6 +25,7 @@ from pda_data.synthesis.augportrait import FusionOptions, fuse
 from pda_data.synthesis.structure import render_heatmaps
 
 HEATMAP_SIGMA = 1 / 64  # structure heatmap Gaussian sigma, as a fraction of the image size
+_ERROR = "__shard_error__"  # the key of the one "batch" by which a worker hands its ShardError over
 
 
 def role_samples(
@@ -140,6 +141,8 @@ class _FloatImages:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for batch in self.source:
+            if _ERROR in batch:
+                raise batch[_ERROR]
             yield self._convert(batch)
 
     def _convert(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -147,6 +150,22 @@ class _FloatImages:
         # reuses, rather than several that it hands back to the OS (page faults) every batch.
         floats = torch.empty((len(self.keys), *batch[self.keys[0]].shape), dtype=torch.float32)
         return batch | {k: unit_range(batch[k], out=f) for k, f in zip(self.keys, floats, strict=True)}
+
+
+class _WorkerErrors(IterableDataset):
+    """``dataset`` as run in a loader worker: a ShardError that stops it is handed over as a batch, so the
+    main process raises it with its one-line message (the DataLoader would re-raise it wrapped in the
+    worker's traceback text)."""
+
+    def __init__(self, dataset: IterableDataset) -> None:
+        super().__init__()
+        self.dataset = dataset
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        try:
+            yield from self.dataset
+        except ShardError as exc:
+            yield {_ERROR: exc}
 
 
 def _worker_init(_: int) -> None:
@@ -157,7 +176,7 @@ def _loader(dataset: IterableDataset, num_workers: int, image_keys: tuple[str, .
     if num_workers <= 0:
         return _FloatImages(dataset, image_keys)
     loader = DataLoader(
-        dataset,
+        _WorkerErrors(dataset),
         batch_size=None,
         num_workers=num_workers,
         persistent_workers=True,

@@ -2,8 +2,9 @@
 
 Every reader (distributed rank x DataLoader worker) takes a disjoint share of a role's shards
 (``webdataset.split_by_node`` then ``split_by_worker`` over the shard list), resamples shards from its share
-forever, shuffles samples in a buffer, and skips an unreadable shard with a warning. Shards are read with the
-lean tar parser :func:`pda_data.shards.tar.iter_tar_samples` and decoded with OpenCV. The landmark schema
+forever, shuffles samples in a buffer, and skips an unreadable shard with a warning (a role with no readable
+shard left stops the stream: :class:`NoReadableShard`). Shards are read with the validating tar parser
+:func:`pda_data.shards.tar.iter_tar_samples` and decoded with OpenCV. The landmark schema
 that ``pda-data pack`` records for the role (``index.json``) and for each sample (its JSON) is checked
 against the role's schema (:data:`pda_data.shards.index.ROLE_SCHEMA`): a mismatch is a :class:`ShardError`.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import json
 import random
-import tarfile
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,13 +23,18 @@ import numpy as np
 import webdataset as wds
 
 from pda_data.schema import LandmarkSchema, unflatten_points
-from pda_data.shards.index import INDEX_NAME, ROLE_SCHEMA, ShardError, read_index, shard_urls
+from pda_data.shards.index import INDEX_NAME, ROLE_SCHEMA, ShardError, read_index, role_entries
 from pda_data.shards.sample import decode_rgb
-from pda_data.shards.tar import iter_tar_samples
+from pda_data.shards.tar import TarDamage, iter_tar_samples
 
 SHUFFLE_BUFFER = 256
 SHUFFLE_INITIAL = 64  # samples buffered before the first one is drawn
 _END = object()
+SHOWN_SHARDS = 5  # shards named in the message of a role with none readable
+
+
+class NoReadableShard(ShardError):
+    """Every shard of a reader's share of a role failed to read: the stream cannot go on."""
 
 
 @dataclass(frozen=True)
@@ -44,15 +49,16 @@ class RoleSource:
 
 def role_source(shards: str | Path, role: str, split: str) -> RoleSource:
     """The shards of ``role``'s ``split``, checked: ShardError when missing or packed with another schema."""
-    urls = shard_urls(shards, role, split)
-    entry = read_index(shards)["roles"][role]
+    index = read_index(shards)
+    urls = [str(Path(shards) / e["name"]) for e in role_entries(index, shards, role, split)]
+    entry = index["roles"][role]
     schema = ROLE_SCHEMA[role]
     if entry.get("schema") != schema.name:
         raise ShardError(
             f"{Path(shards) / INDEX_NAME}: role {role!r} was packed with landmark schema "
             f"{entry.get('schema')!r}, the stream reads {role} as {schema.name}"
         )
-    return RoleSource(role, urls, entry.get("image_format", "png"), schema)
+    return RoleSource(role, urls, entry["image_format"], schema)
 
 
 def reader_seed(seed: int, *salt: int) -> int:
@@ -110,19 +116,20 @@ def shuffled(
 
 
 def raw_samples(
-    urls: list[str], *, seed: int, infinite: bool = True, shuffle_buffer: int = SHUFFLE_BUFFER
+    urls: list[str], *, role: str, seed: int, infinite: bool = True, shuffle_buffer: int = SHUFFLE_BUFFER
 ) -> Iterator[dict[str, Any]]:
     """Raw samples (``__key__``, ``__url__``, one entry per member) of this reader's share of ``urls``.
 
     Infinite: shards resampled from the share, samples shuffled in a buffer. One pass: each shard once, in
-    order. A shard that fails to open or read is reported with a warning and never drawn again (the samples
-    before the damage are kept).
+    order. A shard that fails to open or read (:class:`TarDamage`) is reported with a warning naming it and
+    the damage, and never drawn again (the samples before the damage are kept); when no shard of the share
+    is left, an infinite stream raises :class:`NoReadableShard` naming ``role`` and the shards.
     """
     mine = reader_shards(urls, allow_shared=infinite)
     rng = random.Random(reader_seed(seed))
     bad: set[str] = set()
     # Bound here, not looked up in ``except``: a generator closed at interpreter exit outlives the modules.
-    damage = (tarfile.TarError, OSError, EOFError, UnicodeDecodeError, ValueError)
+    damage = TarDamage
 
     def read(url: str) -> Iterator[dict[str, Any]]:
         try:
@@ -132,13 +139,17 @@ def raw_samples(
         except damage as exc:
             if url not in bad:
                 bad.add(url)
-                warnings.warn(f"{url}: skipping unreadable shard ({exc})", RuntimeWarning, stacklevel=2)
+                message = f"{url}: skipping unreadable shard ({exc.reason})"
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
 
     def resampled() -> Iterator[dict[str, Any]]:
         while True:
             live = [u for u in mine if u not in bad]
             if not live:
-                raise ShardError(f"every shard of this reader is unreadable: {', '.join(mine)}")
+                more = len(mine) - SHOWN_SHARDS
+                shown = ", ".join(mine[:SHOWN_SHARDS]) + (f" and {more} more" if more > 0 else "")
+                raise NoReadableShard(f"role {role!r}: no readable shard left ({len(mine)} unreadable: "
+                                      f"{shown})")
             yield from read(rng.choice(live))
 
     if not infinite:
@@ -162,6 +173,8 @@ def decoded_samples(
             meta = json.loads(s["json"])
             image = decode_rgb(s[image_format])
             points = unflatten_points(meta["landmarks"])
+            if meta.get("schema") == schema.name:  # another schema is the error below, not a skip
+                schema.check_shape(points)
         except (KeyError, ValueError, TypeError) as exc:
             warnings.warn(f"{where}: skipping sample ({exc!r})", RuntimeWarning, stacklevel=2)
             continue
@@ -176,5 +189,7 @@ def decoded_samples(
 def decoded_role(source: RoleSource, *, seed: int, infinite: bool = True) -> Iterator[dict[str, Any]]:
     """Decoded (unaugmented) samples of one role's split for the current reader (see :func:`raw_samples`)."""
     return decoded_samples(
-        raw_samples(source.urls, seed=seed, infinite=infinite), source.image_format, source.schema
+        raw_samples(source.urls, role=source.role, seed=seed, infinite=infinite),
+        source.image_format,
+        source.schema,
     )

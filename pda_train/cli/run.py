@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -69,6 +70,11 @@ _EVALUATE_HELP = (
 )
 
 
+def _warning_line(message: Warning | str, *_: object, **__: object) -> None:
+    """Show a warning (a skipped shard or sample) as one line, not Python's ``file:line`` plus source."""
+    err_console.print(f"[yellow]warning:[/] {esc(message)}", highlight=False)
+
+
 def run(
     manifest: Annotated[Path, typer.Option("--manifest", "-m", help="Experiment manifest (YAML).")],
     out: Annotated[
@@ -111,6 +117,7 @@ def run(
 ) -> None:
     """Train the PDA model from packed shards: auxiliary networks, then stages 1, 2, 3."""
     from pda_data.shards.index import ShardError
+    from pda_data.stream.readers import NoReadableShard
     from pda_train.manifest import ExperimentError, load_experiment
     from pda_train.training.checkpoint import CheckpointError
     from pda_train.training.loop import Trainer, TrainingError
@@ -127,10 +134,12 @@ def run(
         raise fail(str(exc)) from None
     show = rt.is_main
     try:
-        result = Trainer(exp, out, rt, max_steps=max_steps, tensorboard=tensorboard, console=err_console).run(
-            stage.value, resume=resume
-        )
-    except NonFiniteLossError as exc:
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_line
+            result = Trainer(
+                exp, out, rt, max_steps=max_steps, tensorboard=tensorboard, console=err_console
+            ).run(stage.value, resume=resume)
+    except (NonFiniteLossError, NoReadableShard) as exc:
         raise fail(str(exc), FAILED) from None
     except (TrainingError, CheckpointError, ShardError, ExperimentError) as exc:
         raise fail(str(exc)) from None
