@@ -1,7 +1,9 @@
 """Import of annotators' records into the annotation table (and back out, for export).
 
 Each record is validated against its image (:mod:`pda_data.annotations.validate`); valid images may be
-resized on the way in, their points scaled exactly.
+resized on the way in, their points scaled exactly. An image must resolve inside the images folder (symlinks
+and ``..`` resolved: else ``outside_images``, and it is not read) and is opened once: refused there if it is
+not a regular file or too large, then decoded and hashed from the same bytes.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import pandas as pd
 
 from pda_data.annotations.formats.records import ImageAnnotation
 from pda_data.annotations.table import annotation_frame
-from pda_data.annotations.validate import Problem, ordered_points, point_problem
+from pda_data.annotations.validate import REFUSED, Problem, ordered_points, point_problem
 from pda_data.io.files import atomic_write_bytes, sha256_bytes
 from pda_data.io.images import REASONS as IMAGE_REASONS
-from pda_data.io.images import ImageError, encode_image, load_image
+from pda_data.io.images import ImageError, encode_image, load_image, read_image_file
 from pda_data.schema import SCHEMA_VERSION, flatten_points, unflatten_points
 
 
@@ -31,13 +33,27 @@ def image_key(name: str) -> str:
     return "__".join(parts)
 
 
-def resolve_image(name: str, images: Path) -> Path | None:
-    """The image an annotation names: ``images/name``, else ``images/<basename>``; ``None`` if neither is."""
+def resolve_image(name: str, images: Path) -> tuple[Path | None, str]:
+    """The image an annotation names, inside the (resolved) folder ``images``: ``images/name``, else the
+    name itself when absolute, else ``images/<basename>``; symlinks and ``..`` are resolved first.
+
+    Returns (path, "") or (None, code): ``outside_images`` when the only file named lies outside ``images``
+    (it is not read), ``image_missing`` when there is none.
+    """
     rel = name.replace("\\", "/")
-    for candidate in (images / rel.lstrip("/"), images / PurePosixPath(rel).name):
-        if candidate.is_file():
-            return candidate
-    return None
+    if "\0" in rel:  # no file has such a name (and the OS calls would raise)
+        return None, "image_missing"
+    candidates = [images / rel.lstrip("/"), images / PurePosixPath(rel).name]
+    if PurePosixPath(rel).is_absolute():
+        candidates.insert(1, Path(rel))
+    outside = False
+    for candidate in candidates:
+        path = Path(os.path.realpath(candidate))
+        if os.path.lexists(path):
+            if path.is_relative_to(images):
+                return path, ""
+            outside = True
+    return None, "outside_images" if outside else "image_missing"
 
 
 def scale_points(points: np.ndarray, old: tuple[int, int], new: tuple[int, int]) -> np.ndarray:
@@ -73,18 +89,20 @@ def import_annotations(
         if key in seen:
             problems.append(Problem(name, "duplicate_image", f"key {key!r} already imported"))
             continue
-        path = resolve_image(name, root)
+        path, code = resolve_image(name, root)
         if path is None:
-            problems.append(Problem(name, "image_missing", f"not found under {root}"))
+            outside = code == "outside_images"
+            problems.append(Problem(name, code, "resolves outside --images; not read" if outside else
+                                    f"not found under {root}"))
             continue
         try:
-            data = path.read_bytes()
+            data = read_image_file(path)  # opened once: decoded and hashed from these bytes
             rgb = load_image(data, str(path))
         except ImageError as exc:
-            problems.append(Problem(name, "image_unreadable", IMAGE_REASONS.get(exc.reason, exc.reason)))
-            continue
-        except OSError as exc:
-            problems.append(Problem(name, "image_unreadable", exc.strerror or str(exc)))
+            if exc.reason in REFUSED:
+                problems.append(Problem(name, exc.reason, str(exc)))
+            else:
+                problems.append(Problem(name, "image_unreadable", IMAGE_REASONS.get(exc.reason, exc.reason)))
             continue
         height, width = rgb.shape[:2]
         if (ann.width, ann.height) != (None, None) and (ann.width, ann.height) != (width, height):

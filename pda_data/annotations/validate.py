@@ -11,11 +11,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pda_data.annotations.formats.records import ImageAnnotation
-from pda_data.io.files import sha256_file
+from pda_data.annotations.formats.records import BAD_FIELD, ImageAnnotation
+from pda_data.io.files import NOT_REGULAR_FILE, TOO_LARGE, UNREADABLE, sha256_bytes
+from pda_data.io.images import REASONS as IMAGE_REASONS
+from pda_data.io.images import ImageError, read_image_file
 from pda_data.schema import ANIME56, LandmarkSchema, unflatten_points
 
+# An image file refused before reading: these problems keep the reason of pda_data.io.images.
+REFUSED = (NOT_REGULAR_FILE, TOO_LARGE, UNREADABLE)
+
 REASONS: dict[str, str] = {
+    BAD_FIELD: "a field of the annotation file has the wrong type or shape",
     "wrong_count": "wrong number of points",
     "bad_label": "a point label is not a landmark index",
     "missing_index": "landmark indices missing",
@@ -23,6 +29,8 @@ REASONS: dict[str, str] = {
     "nan": "coordinate is NaN or infinite",
     "out_of_bounds": "point outside the image",
     "image_missing": "image file not found",
+    "outside_images": "image path resolves outside --images (not read)",
+    **{code: IMAGE_REASONS[code] for code in REFUSED},
     "image_unreadable": "image file cannot be decoded",
     "size_mismatch": "annotated image size differs from the file",
     "image_changed": "image file changed since import (sha256)",
@@ -169,9 +177,18 @@ def recheck(df: pd.DataFrame, verify_images: bool = True) -> list[Problem]:
         if bad is not None:
             problems.append(Problem(row.key, *bad))
         if verify_images:
-            if not os.path.isfile(row.path):
-                problems.append(Problem(row.key, "image_missing", row.path))
-            elif sha256_file(row.path) != row.sha256:
-                problems.append(Problem(row.key, "image_changed", row.path))
+            problem = _image_problem(row.key, row.path, row.sha256)
+            if problem is not None:
+                problems.append(problem)
     return problems
 
+
+def _image_problem(key: str, path: str, sha256: str) -> Problem | None:
+    """Whether the image of a row is still the file imported: missing, refused, or changed (sha256)."""
+    if not os.path.lexists(path):
+        return Problem(key, "image_missing", path)
+    try:
+        data = read_image_file(path)
+    except ImageError as exc:
+        return Problem(key, exc.reason, str(exc))
+    return Problem(key, "image_changed", path) if sha256_bytes(data) != sha256 else None

@@ -14,10 +14,10 @@ from rich.table import Table
 from pda_data.cli.options import DetectorChoice, ImageFormatChoice, Workers, esc, fail
 from pda_data.cli.progress import progress_bar
 from pda_data.curation.options import COSER_DEFAULTS, HUMAN_DEFAULTS, CurateOptions, with_overrides
-from pda_data.io.sources import HFOptions
 
 if TYPE_CHECKING:
     from pda_data.curation.run import RunSummary
+    from pda_data.io.sources import HFOptions
 
 console = Console(stderr=True)
 
@@ -40,7 +40,8 @@ def parse_part(text: str | None) -> tuple[int, int] | None:
     return index, count
 
 
-def print_summary(summary: RunSummary, title: str) -> None:
+def print_summary(summary: RunSummary, title: str, unreadable_folders: int | None = None) -> None:
+    """The closing table: counts per reason; ``unreadable_folders`` (crop commands) adds their row."""
     from pda_data.curation.table import FACE_REASONS
 
     table = Table(title=title)
@@ -55,6 +56,9 @@ def print_summary(summary: RunSummary, title: str) -> None:
         if reason not in FACE_REASONS:
             table.add_row(f"[red]error: {esc(reason)}", f"[red]{n}")
     table.add_row("errors (total)", str(summary.errors))
+    if unreadable_folders is not None:
+        style = "[red]" if unreadable_folders else ""
+        table.add_row(f"{style}unreadable folders", f"{style}{unreadable_folders}")
     table.add_row("images/s", f"{summary.images_per_s:.2f}")
     console.print(table)
     console.print(f"manifest: {esc(summary.out / 'manifest.parquet')}", highlight=False)
@@ -65,13 +69,22 @@ def _run(defaults: CurateOptions, title: str, inputs: list[str], out: Path, work
     from pda_data.curation.run import count_items, run_curation
     from pda_data.curation.table import FACE_REASONS
     from pda_data.faces.models import ModelError
-    from pda_data.io.sources import SourceError
+    from pda_data.io.sources import FolderError, SourceError
     from pda_data.io.table import STATUS_REJECTED, TableError
 
     options = with_overrides(defaults, **overrides)
     part_t = parse_part(part)
+    unreadable: list[str] = []
+
+    def warn(message: object) -> None:  # the console prints above a running progress bar
+        console.print(f"[yellow]warning:[/] {esc(message)}", soft_wrap=True, highlight=False)
+
+    def on_folder_error(err: FolderError) -> None:  # reported by the counting walk, so once per folder
+        unreadable.append(err.folder)
+        warn(err)
+
     try:
-        total = count_items(inputs, hf, part_t, out=out)
+        total = count_items(inputs, hf, part_t, out=out, on_folder_error=on_folder_error)
         with progress_bar(console, unit="img") as progress:
             task = progress.add_task(title, total=total)
 
@@ -79,9 +92,7 @@ def _run(defaults: CurateOptions, title: str, inputs: list[str], out: Path, work
                 progress.advance(task)
                 for row in rows:
                     if row["status"] == STATUS_REJECTED and row["reason"] not in FACE_REASONS:
-                        message = row["detail"] or row["source"]
-                        progress.console.print(f"[yellow]warning:[/] {esc(message)}", soft_wrap=True,
-                                               highlight=False)
+                        warn(row["detail"] or row["source"])
 
             summary = run_curation(inputs, out, options, workers=workers, part=part_t, hf=hf, sheets=sheets,
                                    on_item=on_item)
@@ -91,7 +102,7 @@ def _run(defaults: CurateOptions, title: str, inputs: list[str], out: Path, work
         console.print(f"interrupted: finished inputs are saved in {esc(out)}; rerun the same command to "
                       "resume", highlight=False)
         raise typer.Exit(130) from exc
-    print_summary(summary, title)
+    print_summary(summary, title, len(unreadable))
 
 
 def _command(defaults: CurateOptions, title: str, help_text: str) -> Callable[..., None]:
@@ -156,6 +167,8 @@ def _command(defaults: CurateOptions, title: str, help_text: str) -> Callable[..
         sheets: Annotated[bool, typer.Option(
             help="Write contact_sheet.jpg (kept, with landmarks) and rejects_sheet.jpg.")] = True,
     ) -> None:
+        from pda_data.io.sources import HFOptions  # reads images: cv2, not needed for --help
+
         _run(defaults, title, inputs, out, workers, part, HFOptions(hf_split, hf_image_column), sheets,
              detector=detector.value,
              fallback_detector="" if no_fallback or fallback_detector is None else fallback_detector.value,

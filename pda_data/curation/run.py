@@ -39,7 +39,7 @@ from pda_data.curation.table import (
     write_portraits,
 )
 from pda_data.io.images import ImageError, load_image, save_image
-from pda_data.io.sources import HFOptions, SourceItem, iter_sources, read_item
+from pda_data.io.sources import HFOptions, OnFolderError, SourceItem, iter_sources, read_item
 from pda_data.io.table import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, STATUS_REJECTED, kept_rows
 from pda_data.schema import flatten_points
 
@@ -204,13 +204,15 @@ def summarize(df: pd.DataFrame, out: Path) -> RunSummary:
 
 
 def count_items(inputs: Iterable[str | Path], hf: HFOptions | None = None,
-                part: tuple[int, int] | None = None, out: str | Path | None = None) -> int:
+                part: tuple[int, int] | None = None, out: str | Path | None = None,
+                on_folder_error: OnFolderError | None = None) -> int:
     """How many inputs a run will process (for progress bars), less those already done in ``out``.
 
-    Walks the inputs without decoding anything.
+    Walks the inputs without decoding anything; folders it cannot list go to ``on_folder_error`` (the run's
+    own walk does not report them again).
     """
     done = set(load_progress(Path(out))["source"]) if out is not None else set()
-    return len({item.source for item in iter_sources(inputs, hf)
+    return len({item.source for item in iter_sources(inputs, hf, on_folder_error)
                 if in_part(item.source, part) and item.source not in done})
 
 

@@ -1,9 +1,11 @@
 """The curated-folder manifest (``crop-cosers`` / ``crop-humans`` / ``merge-manifests`` output).
 
 ``<folder>/manifest.parquet`` has one row per face found and per rejected input: provenance (``source``,
-``source_sha256``), ``status`` and ``reason`` (one of :data:`FACE_REASONS` or an image-decoding reason),
-the detection, the head pose, and for kept faces the crop (``images/<key>.<fmt>``) with its 68 landmarks
-(HUMAN68, crop pixels, flat). This module is its only writer and reader.
+``source_sha256``), ``status`` and ``reason`` (one of :data:`FACE_REASONS`, :data:`ERROR`, or an input reason
+of :data:`pda_data.io.images.REASONS`: the file was refused before reading (``not_regular_file``,
+``too_large``, ``unreadable``) or could not be decoded), the detection, the head pose, and for kept faces
+the crop (``images/<key>.<fmt>``) with its 68 landmarks (HUMAN68, crop pixels, flat). This module is its
+only writer and reader.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "roll": math.nan, "landmarks": [], "crop_size": 0, "phash": "", "image": "",
 }
 
-# Reasons a face or input is rejected (ImageError reasons are added for undecodable inputs).
+# Reasons a face or input is rejected; an unusable input has an ImageError reason (pda_data.io.images.REASONS:
+# refused files and undecodable images) or ERROR.
 NO_FACE, TOO_SMALL, NOT_FRONTAL = "no_face", "too_small", "not_frontal"
 DUPLICATE, ERROR = "duplicate", "error"
 FACE_REASONS = (NO_FACE, TOO_SMALL, NOT_FRONTAL, DUPLICATE)  # the rest are errors: the input was unusable

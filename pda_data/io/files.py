@@ -2,6 +2,8 @@
 
 Nothing the toolkit writes is ever left half-written: data goes to a temporary name in the target
 folder and is renamed into place, which is atomic on POSIX file systems.
+
+Untrusted inputs are read with :func:`read_regular_file`: opened once, checked, then read, never blocking.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,3 +62,58 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------- reading inputs
+
+# Why read_regular_file refuses a path: codes manifests record (pda_data.io.images.REASONS has their text).
+NOT_REGULAR_FILE, TOO_LARGE, UNREADABLE = "not_regular_file", "too_large", "unreadable"
+_KINDS = {stat.S_IFIFO: "FIFO", stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
+          stat.S_IFDIR: "folder", stat.S_IFSOCK: "socket"}
+
+
+class RefusedFile(OSError):
+    """A path :func:`read_regular_file` would not read; ``reason`` is one of its codes, ``detail`` says what
+    was found (``FIFO``, ``300 bytes > 100``, ``Permission denied``)."""
+
+    def __init__(self, path: str | Path, reason: str, detail: str) -> None:
+        self.path = os.fsdecode(path)
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{self.path}: {reason} ({detail})")
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    while limit > 0 and (chunk := os.read(fd, min(_CHUNK, limit))):
+        chunks.append(chunk)
+        limit -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_regular_file(path: str | Path, max_bytes: int) -> bytes:
+    """The bytes of ``path``, which is opened once and must be a regular file of at most ``max_bytes``.
+
+    Untrusted inputs may be FIFOs or devices (a ``.jpg`` linked to ``/dev/zero``): the open does not block
+    (``O_NONBLOCK``), the type and size come from ``fstat`` of that open file, and at most ``max_bytes + 1``
+    bytes are ever read, so a file that grows after the check is refused too. Raises :class:`RefusedFile`.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise RefusedFile(path, UNREADABLE, exc.strerror or str(exc)) from exc
+    try:
+        try:
+            info = os.fstat(fd)
+            regular = stat.S_ISREG(info.st_mode)
+            data = _read_at_most(fd, max_bytes + 1) if regular and info.st_size <= max_bytes else b""
+        except OSError as exc:
+            raise RefusedFile(path, UNREADABLE, exc.strerror or str(exc)) from exc
+    finally:
+        os.close(fd)
+    if not regular:
+        raise RefusedFile(path, NOT_REGULAR_FILE, _KINDS.get(stat.S_IFMT(info.st_mode), "special file"))
+    size = max(info.st_size, len(data))
+    if size > max_bytes:
+        raise RefusedFile(path, TOO_LARGE, f"{size} bytes > {max_bytes}")
+    return data

@@ -1,15 +1,14 @@
 """Safe image I/O: every decoded image is an H x W x 3 uint8 RGB array, or one typed error.
 
 Raw crawls hold everything: palette GIFs, CMYK JPEGs, 16-bit PNGs, phone photos whose pixels are stored
-sideways with an EXIF orientation tag, truncated downloads, HTML pages saved as ``.jpg`` and decompression
-bombs. :func:`load_image` normalizes the good ones and turns the rest into :class:`ImageError`, whose
-``reason`` is a short code that manifests record.
+sideways with an EXIF orientation tag, truncated downloads, HTML pages saved as ``.jpg``, decompression
+bombs, and names that are FIFOs or links to devices. :func:`load_image` normalizes the good ones and turns
+the rest into :class:`ImageError`, whose ``reason`` is a short code that manifests record.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from pathlib import Path
 
@@ -17,18 +16,27 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pda_data.io.files import atomic_write_bytes
+from pda_data.io.files import (
+    NOT_REGULAR_FILE,
+    TOO_LARGE,
+    UNREADABLE,
+    RefusedFile,
+    atomic_write_bytes,
+    read_regular_file,
+)
 
 # Pillow's bomb check only warns up to 2x its limit; we refuse anything over MAX_PIXELS before decoding.
 MAX_PIXELS = 64_000_000
 MAX_FILE_BYTES = 256 * 1024 * 1024
 
 REASONS: dict[str, str] = {
+    NOT_REGULAR_FILE: "not a regular file",
+    UNREADABLE: "file cannot be read",
+    TOO_LARGE: "image too large",
     "empty": "empty file",
     "truncated": "truncated image data",
     "not_image": "not an image file",
     "decode_error": "image data could not be decoded",
-    "too_large": "image too large",
     "unsupported_mode": "unsupported pixel mode",
 }
 
@@ -48,21 +56,24 @@ class ImageError(ValueError):
         super().__init__(f"{path}: {text}" + (f" ({detail})" if detail else ""))
 
 
+def read_image_file(path: str | Path, name: str | None = None, max_bytes: int | None = None) -> bytes:
+    """The bytes of an image file, read once: a FIFO, a device, a file over ``max_bytes`` (default
+    :data:`MAX_FILE_BYTES`) or one that cannot be opened is an :class:`ImageError` before anything is read."""
+    try:
+        return read_regular_file(path, MAX_FILE_BYTES if max_bytes is None else max_bytes)
+    except RefusedFile as exc:
+        raise ImageError(str(path) if name is None else name, exc.reason, exc.detail) from exc
+
+
 def _read_source(source: str | Path | bytes, name: str, max_bytes: int) -> bytes:
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
     else:
-        try:
-            size = os.path.getsize(source)
-        except OSError as exc:
-            raise ImageError(name, "decode_error", exc.strerror or str(exc)) from exc
-        if size > max_bytes:
-            raise ImageError(name, "too_large", f"{size} bytes > {max_bytes}")
-        data = Path(source).read_bytes()
+        data = read_image_file(source, name, max_bytes)
     if not data:
         raise ImageError(name, "empty")
     if len(data) > max_bytes:
-        raise ImageError(name, "too_large", f"{len(data)} bytes > {max_bytes}")
+        raise ImageError(name, TOO_LARGE, f"{len(data)} bytes > {max_bytes}")
     return data
 
 
@@ -97,21 +108,22 @@ def load_image(
     name: str | None = None,
     *,
     max_pixels: int = MAX_PIXELS,
-    max_bytes: int = MAX_FILE_BYTES,
+    max_bytes: int | None = None,
 ) -> np.ndarray:
     """Decode a file path or encoded bytes to an H x W x 3 uint8 RGB array, upright per EXIF.
 
-    The pixel count is checked from the header before any pixel is decoded. ``name`` labels errors
-    (defaults to the path). Raises :class:`ImageError` for anything that is not a usable image.
+    A path is read once with :func:`read_image_file`; the pixel count is checked from the header before any
+    pixel is decoded. ``name`` labels errors (defaults to the path); ``max_bytes`` defaults to
+    :data:`MAX_FILE_BYTES`. Raises :class:`ImageError` for anything that is not a usable image.
     """
     label = name if name is not None else (str(source) if not isinstance(source, bytes) else "<bytes>")
-    data = _read_source(source, label, max_bytes)
+    data = _read_source(source, label, MAX_FILE_BYTES if max_bytes is None else max_bytes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             im = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as exc:
-            raise ImageError(label, "too_large", str(exc)) from exc
+            raise ImageError(label, TOO_LARGE, str(exc)) from exc
         except UnidentifiedImageError as exc:
             raise ImageError(label, "not_image") from exc
         except (OSError, ValueError, SyntaxError) as exc:
@@ -120,12 +132,12 @@ def load_image(
         if width <= 0 or height <= 0:
             raise ImageError(label, "decode_error", f"size {width}x{height}")
         if width * height > max_pixels:
-            raise ImageError(label, "too_large", f"{width}x{height} pixels > {max_pixels}")
+            raise ImageError(label, TOO_LARGE, f"{width}x{height} pixels > {max_pixels}")
         try:
             im.load()
             im = ImageOps.exif_transpose(im)
         except Image.DecompressionBombError as exc:
-            raise ImageError(label, "too_large", str(exc)) from exc
+            raise ImageError(label, TOO_LARGE, str(exc)) from exc
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
             reason = "truncated" if "truncat" in str(exc).lower() else "decode_error"
             raise ImageError(label, reason, str(exc)) from exc

@@ -4,18 +4,21 @@ An INPUT on the command line may be an image file, a folder (searched recursivel
 a text file listing one path per line (``.txt`` or ``.lst``; relative paths are relative to the list), a data
 set saved with ``Dataset.save_to_disk`` (a folder holding ``dataset_info.json`` or ``dataset_dict.json``), or
 ``hf://owner/name`` for a data set on the Hugging Face hub (needs network). Items are yielded lazily, so
-memory does not grow with the number of inputs, and each carries a stable ``source`` id.
+memory does not grow with the number of inputs, and each carries a stable ``source`` id. A folder that cannot
+be listed is reported to the caller's ``on_folder_error`` (and skipped); a file that cannot be read is the
+:class:`~pda_data.io.images.ImageError` of :func:`read_item`, so the caller records it and goes on.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pda_data.io.files import sha256_bytes, sha256_file
+from pda_data.io.files import sha256_bytes
+from pda_data.io.images import read_image_file
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif"})
 LIST_SUFFIXES = frozenset({".txt", ".lst"})
@@ -46,13 +49,34 @@ class HFOptions:
     image_column: str = "image"
 
 
+@dataclass(frozen=True)
+class FolderError:
+    """A folder under an INPUT that could not be listed (no permission, deleted while walking)."""
+
+    folder: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.folder}: cannot read folder ({self.reason})"
+
+
+OnFolderError = Callable[[FolderError], None]
+
+
 def _is_saved_dataset(path: Path) -> bool:
     return path.is_dir() and any((path / f).is_file() for f in ("dataset_info.json", "dataset_dict.json"))
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    """Image files under ``folder`` in a stable (sorted) order, without materializing the whole tree."""
-    for root, dirs, files in os.walk(folder):
+def _walk(folder: Path, on_error: OnFolderError | None) -> Iterator[Path]:
+    """Image files under ``folder`` in a stable (sorted) order, without materializing the whole tree; each
+    folder that cannot be listed goes to ``on_error``."""
+
+    def report(exc: OSError) -> None:
+        if on_error is not None:
+            where = os.fsdecode(exc.filename) if exc.filename is not None else str(folder)
+            on_error(FolderError(where, exc.strerror or str(exc)))
+
+    for root, dirs, files in os.walk(folder, onerror=report):
         dirs.sort()
         for name in sorted(files):
             if Path(name).suffix.lower() in IMAGE_SUFFIXES:
@@ -106,8 +130,13 @@ def _list_items(list_file: Path) -> Iterator[SourceItem]:
                 yield SourceItem(source=os.path.abspath(path), path=os.path.abspath(path))
 
 
-def iter_sources(inputs: Iterable[str | Path], hf: HFOptions | None = None) -> Iterator[SourceItem]:
-    """Every image item named by ``inputs``, in order; raises :class:`SourceError` for a missing INPUT."""
+def iter_sources(
+    inputs: Iterable[str | Path], hf: HFOptions | None = None, on_folder_error: OnFolderError | None = None
+) -> Iterator[SourceItem]:
+    """Every image item named by ``inputs``, in order; raises :class:`SourceError` for a missing INPUT.
+
+    Folders that cannot be listed are skipped, each reported to ``on_folder_error`` when it is reached.
+    """
     hf = hf or HFOptions()
     for raw in inputs:
         text = str(raw)
@@ -118,34 +147,30 @@ def iter_sources(inputs: Iterable[str | Path], hf: HFOptions | None = None) -> I
         if _is_saved_dataset(path):
             yield from _dataset_items(os.path.abspath(path), hf)
         elif path.is_dir():
-            for file in _walk(path):
+            for file in _walk(path, on_folder_error):
                 yield SourceItem(source=os.path.abspath(file), path=os.path.abspath(file))
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
             yield from _list_items(path)
-        elif path.is_file() or path.is_symlink():
+        elif os.path.lexists(path):  # a file, or a FIFO, device or dangling link: read_item refuses those
             yield SourceItem(source=os.path.abspath(path), path=os.path.abspath(path))
         else:
             raise SourceError(f"{text}: no such file, folder or data set")
 
 
-def read_item(item: SourceItem) -> tuple[bytes | str, str]:
-    """What to decode for ``item`` (a file path, or a data set row's encoded bytes) and its content sha256.
+def read_item(item: SourceItem) -> tuple[bytes, str]:
+    """The encoded bytes of ``item`` (a file, or a data set row) and their sha256: each file is read once.
 
-    A missing or unreadable file gives ("", "") so the caller reports it through :func:`load_image`.
+    A file that is not a regular file, is over the size limit or cannot be opened raises
+    :class:`~pda_data.io.images.ImageError` (``not_regular_file``, ``too_large``, ``unreadable``).
     """
     if item.path:
-        try:
-            return item.path, sha256_file(item.path)
-        except OSError:
-            return item.path, ""
+        data = read_image_file(item.path, item.source)
+        return data, sha256_bytes(data)
     ds = open_dataset(item.dataset, item.split, item.column)
     value = ds[item.index][item.column]
     data = b""
     if isinstance(value, dict):
         data = value.get("bytes") or b""
         if not data and value.get("path"):
-            try:
-                data = Path(value["path"]).read_bytes()
-            except OSError:
-                data = b""
+            data = read_image_file(value["path"], item.source)
     return data, sha256_bytes(data)

@@ -10,43 +10,48 @@ import numpy as np
 from defusedxml import DefusedXmlException
 
 from pda_data.annotations.formats.records import (
+    MISSING,
     SKELETON_LABEL,
     AnnotationFormatError,
     ImageAnnotation,
+    bad_field,
+    bad_record,
     format_number,
-    int_or_none,
+    image_size,
     point_labels,
 )
 from pda_data.schema import ANIME56, LandmarkSchema
 
 
-def _parse_xy(text: str, source: str, where: str) -> np.ndarray:
-    """CVAT ``points`` attribute "x0,y0;x1,y1" to (K, 2)."""
+def _parse_xy(text: str) -> tuple[np.ndarray, tuple[str, str] | None]:
+    """CVAT ``points`` attribute "x0,y0;x1,y1" to (K, 2), or no points and the :data:`BAD_FIELD` problem."""
     out = []
     for pair in filter(None, (p.strip() for p in text.split(";"))):
-        parts = pair.split(",")
-        if len(parts) != 2:
-            raise AnnotationFormatError(source, f"{where}: bad point {pair!r}")
         try:
-            out.append((float(parts[0]), float(parts[1])))
-        except ValueError as exc:
-            raise AnnotationFormatError(source, f"{where}: bad point {pair!r}") from exc
-    return np.asarray(out, dtype=np.float64).reshape(-1, 2)
+            x, y = (float(v) for v in pair.split(","))
+        except ValueError:
+            return np.zeros((0, 2)), bad_field("points pair", pair, "x,y numbers")
+        out.append((x, y))
+    return np.asarray(out, dtype=np.float64).reshape(-1, 2), None
 
 
 def _labelled_points(
-    elems: list[Element], source: str, where: str
-) -> tuple[np.ndarray, tuple[str, ...], bool]:
-    """Points elements labelled by index: their points (K, 2), labels, and whether each held one point."""
-    parsed = [_parse_xy(e.get("points", ""), source, where) for e in elems]
-    points = np.concatenate(parsed) if parsed else np.zeros((0, 2))
-    return points, tuple(e.get("label", "") for e in elems), all(len(p) == 1 for p in parsed)
+    elems: list[Element],
+) -> tuple[np.ndarray, tuple[str, ...], bool, tuple[str, str] | None]:
+    """Points elements labelled by index: their points (K, 2), labels, whether each held one point, and the
+    first attribute problem."""
+    parsed = [_parse_xy(e.get("points", "")) for e in elems]
+    points = np.concatenate([p for p, _ in parsed]) if parsed else np.zeros((0, 2))
+    problem = next((bad for _, bad in parsed if bad is not None), None)
+    single = all(len(p) == 1 for p, _ in parsed)
+    return points, tuple(e.get("label", "") for e in elems), single, problem
 
 
 def parse_cvat(data: bytes, source: str) -> list[ImageAnnotation]:
     """CVAT for images 1.1: per ``<image>`` one ``<skeleton>`` (child points labelled by index), one
     multi-point ``<points>`` element (order gives the index), or single-point ``<points>`` elements labelled
-    by index."""
+    by index. An image without a name, with a width or height that is not a positive integer, or with a
+    ``points`` attribute that is not "x,y;x,y" numbers is a :data:`BAD_FIELD` record."""
     try:
         root = SafeET.fromstring(data, forbid_dtd=True)
     except (DefusedXmlException, ParseError) as exc:
@@ -56,26 +61,30 @@ def parse_cvat(data: bytes, source: str) -> list[ImageAnnotation]:
     if root.tag != "annotations":
         raise AnnotationFormatError(source, f"not a CVAT for images file (root element <{root.tag}>)")
     out = []
-    for image in root.iter("image"):
+    for n, image in enumerate(root.iter("image")):
         name = image.get("name", "")
-        where = f"image {name!r}"
-        width, height = int_or_none(image.get("width")), int_or_none(image.get("height"))
+        if not name.strip():
+            problem = bad_field("name", image.get("name", MISSING), "an image file name")
+            out.append(bad_record(f"<image> {n}", source, problem))
+            continue
+        width, wrong_width = image_size(image.get("width"), "width", text=True)
+        height, wrong_height = image_size(image.get("height"), "height", text=True)
         skeletons = image.findall("skeleton")
         multi = [p for p in image.findall("points") if ";" in p.get("points", "")]
         singles = [p for p in image.findall("points") if ";" not in p.get("points", "")]
-        problem = None
+        problem = wrong_width or wrong_height
         if len(skeletons) + len(multi) > 1 or (singles and (skeletons or multi)):
-            problem = ("wrong_count", "more than one landmark set in one image")
+            problem = problem or ("wrong_count", "more than one landmark set in one image")
         if skeletons:
             elems = [e for e in skeletons[0].findall("points") if e.get("outside", "0") != "1"]
-            points, labels, single = _labelled_points(elems, source, where)
+            points, labels, single, bad = _labelled_points(elems)
             if not single:
-                problem = problem or ("wrong_count", "a skeleton node holds more than one point")
+                bad = bad or ("wrong_count", "a skeleton node holds more than one point")
         elif multi:
-            points, labels = _parse_xy(multi[0].get("points", ""), source, where), None
+            (points, bad), labels = _parse_xy(multi[0].get("points", "")), None
         else:
-            points, labels, _ = _labelled_points(singles, source, where)
-        out.append(ImageAnnotation(name, points, labels, width, height, source, problem))
+            points, labels, _, bad = _labelled_points(singles)
+        out.append(ImageAnnotation(name, points, labels, width, height, source, problem or bad))
     return out
 
 
