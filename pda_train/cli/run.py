@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data.cli.options import FAILED, DetectorChoice, err_console, esc, fail
+from pda_data.cli.options import FAILED, DetectorChoice, err_console, esc, fail, os_error_line
 
 console = Console()
 
@@ -105,6 +105,7 @@ def run(
     ] = True,
 ) -> None:
     """Train the PDA model from packed shards: auxiliary networks, then stages 1, 2, 3."""
+    from pda_data.io.lock import LockError
     from pda_data.shards.index import ShardError
     from pda_train.manifest import ExperimentError, load_experiment
     from pda_train.training.checkpoint import CheckpointError
@@ -127,8 +128,10 @@ def run(
         )
     except NonFiniteLossError as exc:
         raise fail(str(exc), FAILED) from None
-    except (TrainingError, CheckpointError, ShardError, ExperimentError) as exc:
+    except (TrainingError, CheckpointError, ShardError, ExperimentError, LockError) as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:  # a full or unwritable run folder: the last checkpoint written stays whole
+        raise fail(os_error_line(exc), FAILED) from None
     finally:
         shutdown(rt)
     if show:
@@ -168,6 +171,7 @@ def translate(
     from pda_data.faces.detectors import make_detector
     from pda_data.faces.landmarks import Landmarker
     from pda_data.faces.models import ModelError
+    from pda_data.io.lock import LockError, folder_lock
     from pda_train.inference.export import ExportError, load_translator
     from pda_train.inference.translate import list_photos, translate_photos
     from pda_train.training.runtime import select_device
@@ -182,7 +186,13 @@ def translate(
     table.add_column("input", overflow="fold")
     table.add_column("status")
     table.add_column("output", overflow="fold")
-    results = translate_photos(net, files, out, det, marker, paste=paste, batch_size=batch_size)
+    try:
+        with folder_lock(out):
+            results = translate_photos(net, files, out, det, marker, paste=paste, batch_size=batch_size)
+    except LockError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:  # a full, read-only or invalid --out
+        raise fail(os_error_line(exc), FAILED) from None
     for r in results:
         if r.error:
             err_console.print(f"[yellow]skip:[/] {esc(r.error)}", highlight=False)
@@ -207,7 +217,11 @@ def evaluate_cmd(
     ] = None,
     lpips_weights: Annotated[
         Path | None,
-        typer.Option("--lpips-weights", help="AlexNet+LPIPS state dict, used without the lpips package."),
+        typer.Option(
+            "--lpips-weights",
+            help="AlexNet+LPIPS weights (safetensors, or a torch file of plain tensors), used without the "
+            "lpips package.",
+        ),
     ] = None,
     inception: Annotated[
         Path | None, typer.Option("--inception", help="Inception extractor (.pt2 / TorchScript) for FID.")
@@ -226,8 +240,10 @@ def evaluate_cmd(
     ] = 0.0,
 ) -> None:
     """Measure appearance preservation on a test set (Tables 1 and 3)."""
+    from pda_data.io.lock import LockError, folder_lock
     from pda_train.inference.evaluate import REPORT_NAME, EvalOptions, evaluate
     from pda_train.inference.export import ExportError, load_translator
+    from pda_train.inference.metrics import MetricUnavailable, load_lpips
     from pda_train.training.runtime import select_device
 
     options = EvalOptions(
@@ -238,10 +254,18 @@ def evaluate_cmd(
         limit=limit,
         test_fraction=test_fraction,
     )
+    if lpips_weights is not None:
+        try:  # a weight file the user named must be usable: check it before translating anything
+            load_lpips(lpips_weights)
+        except MetricUnavailable as exc:
+            raise fail(str(exc)) from None
     try:
         net = load_translator(model, select_device(device.value))
-        report = evaluate(net, portraits, out, options)
-    except (ExportError, ValueError, RuntimeError, OSError) as exc:
+        with folder_lock(out):
+            report = evaluate(net, portraits, out, options)
+    except OSError as exc:  # an unreadable input or a full, read-only or invalid --out
+        raise fail(os_error_line(exc), FAILED) from None
+    except (ExportError, ValueError, RuntimeError, LockError) as exc:
         raise fail(str(exc)) from None
     for message in report["skipped"]:
         err_console.print(f"[yellow]skip:[/] {esc(message)}", highlight=False)
