@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data.cli.options import DetectorChoice, ImageFormatChoice, Workers, esc, fail
+from pda_data.cli.options import FAILED, DetectorChoice, ImageFormatChoice, Workers, esc, fail, os_error_line
 from pda_data.cli.progress import progress_bar
 from pda_data.curation.options import COSER_DEFAULTS, HUMAN_DEFAULTS, CurateOptions, with_overrides
 
@@ -69,6 +69,7 @@ def _run(defaults: CurateOptions, title: str, inputs: list[str], out: Path, work
     from pda_data.curation.run import count_items, run_curation
     from pda_data.curation.table import FACE_REASONS
     from pda_data.faces.models import ModelError
+    from pda_data.io.lock import LockError
     from pda_data.io.sources import FolderError, SourceError
     from pda_data.io.table import STATUS_REJECTED, TableError
 
@@ -96,8 +97,10 @@ def _run(defaults: CurateOptions, title: str, inputs: list[str], out: Path, work
 
             summary = run_curation(inputs, out, options, workers=workers, part=part_t, hf=hf, sheets=sheets,
                                    on_item=on_item)
-    except (SourceError, ModelError, TableError) as err:
+    except (SourceError, ModelError, TableError, LockError) as err:
         raise fail(str(err)) from err
+    except OSError as exc:  # a full, read-only or invalid output: every finished input is kept for a rerun
+        raise fail(os_error_line(exc), FAILED) from exc
     except KeyboardInterrupt as exc:
         console.print(f"interrupted: finished inputs are saved in {esc(out)}; rerun the same command to "
                       "resume", highlight=False)
@@ -191,12 +194,15 @@ def merge_command(
 ) -> None:
     """Join the output folders of several --part runs into one manifest and image folder."""
     from pda_data.curation.merge import merge_manifests
+    from pda_data.io.lock import LockError
     from pda_data.io.table import TableError
 
     try:
         summary = merge_manifests(parts, out, dedup=dedup, hamming=hamming, sheets=sheets)
-    except TableError as err:
+    except (TableError, LockError) as err:
         raise fail(str(err)) from err
+    except OSError as exc:
+        raise fail(os_error_line(exc), FAILED) from exc
     print_summary(summary, "merge-manifests")
 
 

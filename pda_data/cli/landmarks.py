@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from pda_data.annotations.formats import FORMATS, TOOL_FORMATS
-from pda_data.cli.options import FAILED, choice, esc, fail
+from pda_data.cli.options import FAILED, choice, esc, fail, os_error_line
 from pda_data.cli.options import err_console as console
 from pda_data.cli.progress import progress_bar
 
@@ -95,15 +95,21 @@ def import_cmd(
     except AnnotationFormatError as exc:
         raise fail(str(exc)) from exc
     resized = out.parent / f"{out.stem}_images" if size else None
-    with progress_bar(console, unit="image") as bar:
-        df, problems = import_annotations(
-            bar.track(records, description="import"), images, used, size=size, resized_dir=resized
-        )
+    try:
+        with progress_bar(console, unit="image") as bar:
+            df, problems = import_annotations(
+                bar.track(records, description="import"), images, used, size=size, resized_dir=resized
+            )
+    except OSError as exc:  # writing a resized copy (--size); unreadable images are listed, not raised
+        raise fail(os_error_line(exc), FAILED) from exc
     if problems:
         console.print(_problem_table(problems, f"{len(problems)} invalid image(s) skipped"))
     if strict and problems:
         raise fail(f"{len(problems)} invalid image(s) and --strict: nothing written", FAILED)
-    write_annotations(df, out)
+    try:
+        write_annotations(df, out)
+    except OSError as exc:  # a full or read-only disk, a folder or a file in the way: nothing half-written
+        raise fail(os_error_line(exc), FAILED) from exc
     console.print(
         esc(f"{used}: {len(records)} annotated image(s), {len(df)} valid, {len(problems)} invalid -> {out}"),
         highlight=False,

@@ -9,7 +9,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data.cli.options import FAILED, ImageFormatChoice, RoleChoice, Seed, SplitChoice, esc, fail
+from pda_data.cli.options import (
+    FAILED,
+    ImageFormatChoice,
+    RoleChoice,
+    Seed,
+    SplitChoice,
+    esc,
+    fail,
+    os_error_line,
+)
 from pda_data.cli.options import err_console as err
 from pda_data.cli.progress import progress_bar
 from pda_data.shards.names import PACK_FLAGS
@@ -55,6 +64,7 @@ def pack(
     temporary name and renamed, so an interrupted pack leaves no partial shard; rerunning is safe. Inputs
     that cannot be used (missing or corrupt image, bad landmarks, duplicate key) are listed and skipped.
     """
+    from pda_data.io.lock import LockError
     from pda_data.io.table import TableError
     from pda_data.shards.index import ShardError
     from pda_data.shards.pack import pack as pack_shards
@@ -90,8 +100,10 @@ def pack(
                 seed=seed,
                 on_sample=tick,
             )
-    except (TableError, ShardError, ValueError) as exc:
+    except (TableError, ShardError, ValueError, LockError) as exc:
         raise fail(str(exc)) from exc
+    except OSError as exc:  # a full, read-only or invalid output: finished shards stay whole
+        raise fail(os_error_line(exc), FAILED) from exc
     for problem in result.problems:
         err.print(f"[yellow]skipped[/yellow] {esc(problem)}", highlight=False)
     table = Table(title=f"packed {esc(out)}")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from pda_data.cli.options import Seed, Workers, esc, fail
+from pda_data.cli.options import FAILED, Seed, Workers, esc, fail, os_error_line
 from pda_data.cli.options import err_console as console
 from pda_data.cli.progress import progress_bar
 from pda_data.synthesis.options import ABNORMAL_KINDS, DEFAULT_FUSION, DEFAULT_LEVELS, FusionOptions, Levels
@@ -82,12 +82,17 @@ def _some(faces: list[Face], path: Path, what: str) -> list[Face]:
 
 
 def _execute(job: str, title: str, tasks: Sequence[Task], out: Path, workers: int) -> None:
+    from pda_data.io.lock import LockError
     from pda_data.synthesis.jobs import run_synth
 
     try:
         with progress_bar(console, unit="sample") as progress:
             bar = progress.add_task(title, total=len(tasks))
             summary = run_synth(job, tasks, out, workers, on_progress=lambda n: progress.advance(bar, n))
+    except LockError as err:
+        raise fail(str(err)) from err
+    except OSError as exc:  # a full, read-only or invalid output: the samples made so far are kept
+        raise fail(os_error_line(exc), FAILED) from exc
     except KeyboardInterrupt as exc:
         console.print(f"interrupted: rerun the same command to resume from the last checkpoint in {esc(out)}",
                       highlight=False)

@@ -12,7 +12,8 @@ from pda_data.curation.options import CurateOptions
 from pda_data.curation.run import RunSummary, load_progress, summarize
 from pda_data.curation.sheets import write_sheets
 from pda_data.curation.table import DUPLICATE, portrait_frame, write_portraits
-from pda_data.io.files import atomic_write_bytes
+from pda_data.io.files import atomic_write_bytes, ensure_folder
+from pda_data.io.lock import folder_lock
 from pda_data.io.table import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, STATUS_REJECTED
 
 
@@ -22,9 +23,14 @@ def merge_manifests(parts: Iterable[str | Path], out: str | Path, *, dedup: bool
 
     Near-duplicates across parts are resolved in key order (the first key wins); the later ones become
     ``duplicate`` rejects and their crops are not carried over. ``hamming`` is the curation run's own
-    near-duplicate threshold unless given.
+    near-duplicate threshold unless given. ``out`` is locked for the merge (:mod:`pda_data.io.lock`).
     """
-    out = Path(out)
+    with folder_lock(out) as folder:
+        return _merge(parts, folder, dedup, hamming, sheets)
+
+
+def _merge(parts: Iterable[str | Path], out: Path, dedup: bool, hamming: int, sheets: bool) -> RunSummary:
+    """:func:`merge_manifests` with the lock of ``out`` held."""
     frames = []
     for part in parts:
         part = Path(part)
@@ -34,7 +40,7 @@ def merge_manifests(parts: Iterable[str | Path], out: str | Path, *, dedup: bool
     df = pd.concat(frames, ignore_index=True) if frames else portrait_frame([]).assign(_dir="")
     df = df.drop_duplicates("key", keep="first").sort_values("key", kind="stable").reset_index(drop=True)
     index = NearDuplicateIndex(hamming)
-    (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    ensure_folder(out / IMAGES_DIR)
     for i in df.index[df["status"] == STATUS_KEPT]:
         original = index.match(df.at[i, "phash"]) if dedup else None
         if original is not None:

@@ -7,13 +7,18 @@ input with its reason (:mod:`pda_data.curation.table`).
 Runs are reproducible and independent of the worker count: items are processed in input order (workers
 only compute; duplicates are decided in the main process, in input order), keys derive from the source id,
 and ``--part i/N`` splits inputs by a hash of that id. Finished rows are flushed to ``.partial/`` chunks
-every few inputs, so an interrupted run resumes where it stopped.
+every few inputs, so an interrupted run resumes where it stopped; chunk names carry a per-run id, and a
+consolidation deletes only the chunks it folded into a manifest it wrote. The output folder is locked for
+the run (:mod:`pda_data.io.lock`); a full or unwritable disk stops it with every finished row kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -38,12 +43,15 @@ from pda_data.curation.table import (
     read_portraits,
     write_portraits,
 )
+from pda_data.io.files import ensure_folder
 from pda_data.io.images import ImageError, load_image, save_image
+from pda_data.io.lock import folder_lock
 from pda_data.io.sources import HFOptions, OnFolderError, SourceItem, iter_sources, read_item
 from pda_data.io.table import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, STATUS_REJECTED, kept_rows
 from pda_data.schema import flatten_points
 
 PARTIAL_DIR = ".partial"
+CHUNK_GLOB = "chunk-*.parquet"
 
 
 def source_digest(source: str) -> str:
@@ -173,12 +181,39 @@ class RunSummary:
         return sum(n for r, n in self.reasons.items() if r not in FACE_REASONS)
 
 
-def load_progress(out: Path) -> pd.DataFrame:
-    """Every row finished so far in ``out``: the manifest plus unconsolidated chunks, one row per key."""
+class ChunkWriter:
+    """Writes one run's finished rows as ``.partial/chunk-<run id>-<n>.parquet``.
+
+    The run id (start time, pid, random) makes names unique across runs and processes, and sorts a folder's
+    chunks by run, then by order within the run: no writer overwrites another's chunk.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.folder = ensure_folder(out / PARTIAL_DIR)
+        self.run_id = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.count = 0
+
+    def write(self, rows: list[dict[str, Any]]) -> Path | None:
+        """Write ``rows`` (atomically) as the next chunk; nothing for no rows."""
+        if not rows:
+            return None
+        path = self.folder / f"chunk-{self.run_id}-{self.count:06d}.parquet"
+        write_portraits(portrait_frame(rows), path)
+        self.count += 1
+        return path
+
+
+def progress_chunks(out: Path) -> list[Path]:
+    """The unconsolidated chunks of ``out``, in the order they were written."""
+    return sorted((out / PARTIAL_DIR).glob(CHUNK_GLOB))
+
+
+def load_progress(out: Path, chunks: list[Path] | None = None) -> pd.DataFrame:
+    """Every row finished so far in ``out``: the manifest plus the chunks (default: all), one row per key."""
     frames = []
     if (out / MANIFEST_NAME).is_file():
         frames.append(read_portraits(out / MANIFEST_NAME))
-    frames += [read_portraits(p) for p in sorted((out / PARTIAL_DIR).glob("chunk-*.parquet"))]
+    frames += [read_portraits(p) for p in (progress_chunks(out) if chunks is None else chunks)]
     if not frames:
         return portrait_frame([])
     df = pd.concat(frames, ignore_index=True)
@@ -186,12 +221,26 @@ def load_progress(out: Path) -> pd.DataFrame:
 
 
 def _consolidate(out: Path) -> pd.DataFrame:
-    """Fold the chunks into ``manifest.parquet`` (atomically), then delete them."""
-    df = load_progress(out)
+    """Fold the chunks into ``manifest.parquet`` (atomically); only then delete exactly the chunks read."""
+    chunks = progress_chunks(out)
+    df = load_progress(out, chunks)
     write_portraits(df, out / MANIFEST_NAME)
-    for chunk in (out / PARTIAL_DIR).glob("chunk-*.parquet"):
-        chunk.unlink()
+    for chunk in chunks:
+        chunk.unlink(missing_ok=True)
     return df
+
+
+def _save_after_error(out: Path, chunks: ChunkWriter, pending: list[dict[str, Any]]) -> None:
+    """After a failed or interrupted run, keep what can be kept: flush the pending rows, consolidate.
+
+    On a full disk either step may fail too; the run's own error is the one to report, so these failures
+    are dropped, and the chunks written so far stay for the next run (they are deleted only once a manifest
+    holding them is written).
+    """
+    with contextlib.suppress(OSError, ValueError):
+        chunks.write(pending)
+    with contextlib.suppress(OSError, ValueError):
+        _consolidate(out)
 
 
 def summarize(df: pd.DataFrame, out: Path) -> RunSummary:
@@ -234,14 +283,21 @@ def run_curation(
     ``on_item`` is called with each input's rows, in input order (progress bars, warnings).
     """
     out = Path(out)
-    (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-    (out / PARTIAL_DIR).mkdir(exist_ok=True)
+    with folder_lock(out):
+        return _curate(inputs, out, options, workers, part, hf, flush_every, sheets, sheet_max, on_item)
+
+
+def _curate(inputs: Iterable[str | Path], out: Path, options: CurateOptions, workers: int,
+            part: tuple[int, int] | None, hf: HFOptions | None, flush_every: int, sheets: bool,
+            sheet_max: int, on_item: Callable[[list[dict[str, Any]]], None] | None) -> RunSummary:
+    """:func:`run_curation` with the folder's lock held."""
+    ensure_folder(out / IMAGES_DIR)
+    chunks = ChunkWriter(out)
     done = load_progress(out)
     done_sources = set(done["source"])
     index = NearDuplicateIndex(options.hamming)
     for key, value in zip(kept_rows(done)["key"], kept_rows(done)["phash"], strict=True):
         index.add(key, value)
-    chunk_no = len(list((out / PARTIAL_DIR).glob("chunk-*.parquet")))
     del done
 
     summary = RunSummary(out=out)
@@ -249,14 +305,6 @@ def run_curation(
             if in_part(it.source, part) and it.source not in done_sources)
     pending: list[dict[str, Any]] = []
     seen: set[str] = set()
-
-    def flush() -> None:
-        nonlocal chunk_no, pending
-        if pending:
-            chunk = out / PARTIAL_DIR / f"chunk-{chunk_no:06d}.parquet"
-            write_portraits(portrait_frame(pending), chunk)
-            chunk_no += 1
-            pending = []
 
     def unique(items: Iterable[SourceItem]) -> Iterator[SourceItem]:
         for item in items:  # the same file named twice (e.g. a folder and a list) is done once
@@ -283,11 +331,16 @@ def run_curation(
             if on_item is not None:
                 on_item(rows)
             if summary.processed % flush_every == 0:
-                flush()
+                chunks.write(pending)
+                pending = []
+        chunks.write(pending)
+        pending = []
+    except BaseException:  # Ctrl-C, a full disk, a bug: keep every finished row, then report the error
+        _save_after_error(out, chunks, pending)
+        raise
     finally:
         summary.seconds = time.perf_counter() - start
-        flush()
-        df = _consolidate(out)
+    df = _consolidate(out)
     totals = summarize(df, out)
     summary.faces, summary.kept, summary.reasons = totals.faces, totals.kept, totals.reasons
     if sheets:

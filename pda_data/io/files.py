@@ -1,7 +1,9 @@
 """File-system edges: atomic writes and content hashes.
 
 Nothing the toolkit writes is ever left half-written: data goes to a temporary name in the target
-folder and is renamed into place, which is atomic on POSIX file systems.
+folder and is renamed into place, which is atomic on POSIX file systems. A kill between the two leaves the
+temporary file (``.NAME.PID.XXXXXXXX.tmp``); the next writing command removes it
+(:func:`remove_stale_temps`, called when it takes the folder's lock, :mod:`pda_data.io.lock`).
 
 Untrusted inputs are read with :func:`read_regular_file`: opened once, checked, then read, never blocking.
 """
@@ -9,8 +11,10 @@ Untrusted inputs are read with :func:`read_regular_file`: opened once, checked, 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -23,20 +27,40 @@ os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
 
 
+TEMP_SUFFIX = ".tmp"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The temporary name holds the writer's pid (``.NAME.PID.XXXXXXXX.tmp``), so a cleanup can tell a live
+    writer's file from a killed one's. An OS error while writing (disk full, permission) names ``path``.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    ensure_folder(target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=TEMP_SUFFIX,
+                                   dir=target.parent)
+    except OSError as exc:
+        raise _naming(exc, target) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, target)
+    except OSError as exc:
+        if exc.filename not in (None, tmp):
+            raise  # about another file (a source read inside the block): already named
+        raise _naming(exc, target) from exc
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` as the same kind of OS error about ``path`` (the file the user asked for, not a temp name)."""
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -117,3 +141,52 @@ def read_regular_file(path: str | Path, max_bytes: int) -> bytes:
     if size > max_bytes:
         raise RefusedFile(path, TOO_LARGE, f"{size} bytes > {max_bytes}")
     return data
+def ensure_folder(path: str | Path) -> Path:
+    """Create folder ``path`` and its parents; a file where a folder should be raises NotADirectoryError
+    naming the path (``out: Not a directory (a file is in the way)``)."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        why = "a file is in the way" if blocker == folder else f"{blocker} is a file"
+        raise NotADirectoryError(errno.ENOTDIR, f"{os.strerror(errno.ENOTDIR)} ({why})", str(folder)) from exc
+    return folder
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine (a lock holder, a temp file's writer)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+# atomic_path's temp names: ``.NAME.PID.RANDOM.tmp`` (``.NAME.RANDOM.tmp`` before the pid was added).
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]+" + re.escape(TEMP_SUFFIX) + "$")
+_TEMP_PID = re.compile(r"\.(\d+)\.[a-z0-9_]+" + re.escape(TEMP_SUFFIX) + "$")
+
+
+def remove_stale_temps(folder: str | Path) -> int:
+    """Delete the temp files killed writers left under ``folder`` (atomic_path's ``.NAME.PID.RANDOM.tmp``);
+    returns how many. Call it holding the folder's lock: no other run writes there then. A temp file of
+    another live process (a command writing a subfolder) is kept; one of this process is not in flight.
+    """
+    removed = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if not _TEMP_NAME.match(name):
+                continue
+            match = _TEMP_PID.search(name)
+            pid = int(match.group(1)) if match else 0
+            if pid != os.getpid() and process_alive(pid):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                (Path(root) / name).unlink()
+                removed += 1
+    return removed

@@ -2,7 +2,8 @@
 
 Splits follow :func:`~pda_data.shards.index.split_of`; samples are shuffled across shards with a seed. Each
 shard is written under a temporary name and renamed when complete, so an interrupted pack leaves no
-partial shard. Unusable inputs are skipped and returned as problems.
+partial shard (its temp files go when the next writing command locks the folder, :mod:`pda_data.io.lock`).
+Unusable inputs are skipped and returned as problems.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from pda_data.io.files import atomic_path, sha256_file
 from pda_data.io.images import ImageError
+from pda_data.io.lock import folder_lock
 from pda_data.schema import SCHEMA_VERSION
 from pda_data.shards.index import (
     INDEX_NAME,
@@ -104,7 +106,8 @@ def pack(
     Roles not in ``sources`` keep their entries from an existing index, so roles can be packed one at a time.
     Splits follow :func:`split_of`; samples are shuffled across shards with ``seed``. Unusable inputs are
     skipped and returned as problems. ``on_sample(role)`` is called once per input item (progress). The
-    index records the equivalent command line (:func:`pda_data.shards.names.pack_command`).
+    index records the equivalent command line (:func:`pda_data.shards.names.pack_command`). ``out`` is
+    locked for the pack.
     """
     unknown = set(sources) - set(ROLES)
     if unknown:
@@ -124,8 +127,23 @@ def pack(
         image_format=image_format,
         seed=seed,
     )
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out) as root:
+        return _pack(root, sources, command, test_fraction, shard_size, max_shard_bytes, image_format, seed,
+                     on_sample)
+
+
+def _pack(
+    root: Path,
+    sources: dict[str, str | Path],
+    command: str,
+    test_fraction: float,
+    shard_size: int,
+    max_shard_bytes: int,
+    image_format: str,
+    seed: int,
+    on_sample: Callable[[str], None] | None,
+) -> PackResult:
+    """:func:`pack` with the lock of ``root`` held."""
     index_path = root / INDEX_NAME
     index = read_index(root) if index_path.is_file() else {"roles": {}}
     problems: list[Problem] = []
@@ -185,11 +203,10 @@ def _encoded(
 
 
 def _remove_stale(folder: Path, keep: set[str], root: Path) -> None:
-    """Delete shards of an earlier, larger pack and temp files of an interrupted one."""
+    """Delete shards of an earlier, larger pack (temp files of an interrupted one went with the lock)."""
     if not folder.is_dir():
         return
     for f in folder.iterdir():
-        stale_shard = SHARD_RE.match(f.name) and f.relative_to(root).as_posix() not in keep
-        if stale_shard or (f.name.startswith(".") and f.name.endswith(".tmp")):
+        if SHARD_RE.match(f.name) and f.relative_to(root).as_posix() not in keep:
             f.unlink()
 

@@ -4,13 +4,15 @@ Given the planned tasks (:mod:`pda_data.synthesis.tasks`), it makes every sample
 (seeded by the run seed and the sample index, so results do not depend on the number of workers), writes
 images atomically, reports bad inputs as rejected rows instead of stopping, and finishes with a manifest
 (:mod:`pda_data.synthesis.table`) and a contact sheet (input | mask | result rows). The manifest is also
-written every few hundred samples; a rerun with the same inputs and options reuses the kept samples whose
-fingerprint (inputs, kind, seed, options) and files match.
+written every few hundred samples, and once more when an error (a full disk, Ctrl-C) stops the run; a rerun
+with the same inputs and options reuses the kept samples whose fingerprint (inputs, kind, seed, options)
+and files match. The output folder is locked for the run (:mod:`pda_data.io.lock`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing as mp
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from pda_data.io.images import ImageError, load_image, save_image
+from pda_data.io.lock import folder_lock
 from pda_data.io.table import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, STATUS_REJECTED, TableError
 from pda_data.schema import flatten_points
 from pda_data.synthesis.augportrait import fuse_parts
@@ -184,8 +187,13 @@ def run_tasks(job: str, tasks: Sequence[Task], out: str | Path, workers: int = 1
         workers, mp_context=mp.get_context("spawn"), initializer=_init_worker
     ) as pool:
         futures = [pool.submit(_run_chunk, job, c, out_dir) for c in chunks]
-        for fut in cf.as_completed(futures):
-            yield from fut.result()
+        try:
+            for fut in cf.as_completed(futures):
+                yield from fut.result()
+        except BaseException:  # a failed chunk (full disk) or a stop: do not start the queued ones
+            for fut in futures:
+                fut.cancel()
+            raise
 
 
 @dataclass
@@ -236,21 +244,30 @@ def run_synth(
     on_progress: Callable[[int], None] | None = None,
     checkpoint: int = 500,
 ) -> SynthSummary:
-    """Make ``tasks`` (reusing matching samples of an earlier run), then write the manifest and sheet."""
-    out_dir = Path(out)
-    previous = reusable_rows(job, tasks, out_dir)
-    outcomes = [Outcome(row) for row in previous.values()]
-    if on_progress and previous:
-        on_progress(len(previous))
-    for n, outcome in enumerate(
-        run_tasks(job, [t for t in tasks if t.key not in previous], out_dir, workers), 1
-    ):
-        outcomes.append(outcome)
-        if on_progress:
-            on_progress(1)
-        if n % checkpoint == 0:
-            _write_rows(job, out_dir, outcomes)
-    summary = finish(job, out_dir, outcomes)
+    """Make ``tasks`` (reusing matching samples of an earlier run), then write the manifest and sheet.
+
+    ``out`` is locked for the run. When an error stops it, the manifest of the samples made so far is
+    written if it can be (on a full disk it may not: the last checkpoint stays), then the error is raised.
+    """
+    with folder_lock(out) as out_dir:
+        previous = reusable_rows(job, tasks, out_dir)
+        outcomes = [Outcome(row) for row in previous.values()]
+        if on_progress and previous:
+            on_progress(len(previous))
+        try:
+            for n, outcome in enumerate(
+                run_tasks(job, [t for t in tasks if t.key not in previous], out_dir, workers), 1
+            ):
+                outcomes.append(outcome)
+                if on_progress:
+                    on_progress(1)
+                if n % checkpoint == 0:
+                    _write_rows(job, out_dir, outcomes)
+        except BaseException:
+            with contextlib.suppress(OSError, ValueError):  # the run's own error is the one to report
+                _write_rows(job, out_dir, outcomes)
+            raise
+        summary = finish(job, out_dir, outcomes)
     summary.reused = len(previous)
     return summary
 

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data.cli.options import FAILED, DetectorChoice, choice, err_console, esc, fail
+from pda_data.cli.options import FAILED, DetectorChoice, choice, err_console, esc, fail, os_error_line
 from pda_data.shards.names import SPLIT_SCOPES
 
 console = Console()
@@ -116,6 +116,7 @@ def run(
     ] = True,
 ) -> None:
     """Train the PDA model from packed shards: auxiliary networks, then stages 1, 2, 3."""
+    from pda_data.io.lock import LockError
     from pda_data.shards.index import ShardError
     from pda_data.stream.readers import NoReadableShard
     from pda_train.manifest import ExperimentError, load_experiment
@@ -141,8 +142,10 @@ def run(
             ).run(stage.value, resume=resume)
     except (NonFiniteLossError, NoReadableShard) as exc:
         raise fail(str(exc), FAILED) from None
-    except (TrainingError, CheckpointError, ShardError, ExperimentError) as exc:
+    except (TrainingError, CheckpointError, ShardError, ExperimentError, LockError) as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:  # a full or unwritable run folder: the last checkpoint written stays whole
+        raise fail(os_error_line(exc), FAILED) from None
     finally:
         shutdown(rt)
     if show:
@@ -182,6 +185,7 @@ def translate(
     from pda_data.faces.detectors import make_detector
     from pda_data.faces.landmarks import Landmarker
     from pda_data.faces.models import ModelError
+    from pda_data.io.lock import LockError, folder_lock
     from pda_train.inference.export import ExportError, load_translator
     from pda_train.inference.translate import list_photos, translate_photos
     from pda_train.training.runtime import select_device
@@ -196,7 +200,13 @@ def translate(
     table.add_column("input", overflow="fold")
     table.add_column("status")
     table.add_column("output", overflow="fold")
-    results = translate_photos(net, files, out, det, marker, paste=paste, batch_size=batch_size)
+    try:
+        with folder_lock(out):
+            results = translate_photos(net, files, out, det, marker, paste=paste, batch_size=batch_size)
+    except LockError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:  # a full, read-only or invalid --out
+        raise fail(os_error_line(exc), FAILED) from None
     for r in results:
         if r.error:
             err_console.print(f"[yellow]skip:[/] {esc(r.error)}", highlight=False)
@@ -223,7 +233,11 @@ def evaluate_cmd(
     ] = None,
     lpips_weights: Annotated[
         Path | None,
-        typer.Option("--lpips-weights", help="AlexNet+LPIPS state dict, used without the lpips package."),
+        typer.Option(
+            "--lpips-weights",
+            help="AlexNet+LPIPS weights (safetensors, or a torch file of plain tensors), used without the "
+            "lpips package.",
+        ),
     ] = None,
     inception: Annotated[
         Path | None, typer.Option("--inception", help="Inception extractor (.pt2 / TorchScript) for FID.")
@@ -241,10 +255,12 @@ def evaluate_cmd(
     ] = EvalSplitChoice.test,
 ) -> None:
     """Measure appearance preservation on a test set (Tables 1 and 3)."""
+    from pda_data.io.lock import LockError, folder_lock
     from pda_data.io.table import TableError
     from pda_data.shards.index import ShardError
     from pda_train.inference.evaluate import REPORT_NAME, EvalOptions, evaluate
     from pda_train.inference.export import ExportError, load_translator
+    from pda_train.inference.metrics import MetricUnavailable, load_lpips
     from pda_train.inference.testset import folder_faces, run_shards, shard_faces
     from pda_train.training.runtime import select_device
 
@@ -255,14 +271,22 @@ def evaluate_cmd(
     options = EvalOptions(
         anime=anime, shards=shards, lpips_weights=lpips_weights, inception=inception, batch_size=batch_size
     )
+    if lpips_weights is not None:
+        try:  # a weight file the user named must be usable: check it before translating anything
+            load_lpips(lpips_weights)
+        except MetricUnavailable as exc:
+            raise fail(str(exc)) from None
     try:
         if portraits is None:
             faces = shard_faces(shards, split.value, limit)
         else:
             faces = folder_faces(portraits, split.value, shards, limit)
         net = load_translator(model, select_device(device.value))
-        report = evaluate(net, faces, out, options)
-    except (ExportError, ShardError, TableError, ValueError, RuntimeError, OSError) as exc:
+        with folder_lock(out):
+            report = evaluate(net, faces, out, options)
+    except OSError as exc:  # an unreadable input or a full, read-only or invalid --out
+        raise fail(os_error_line(exc), FAILED) from None
+    except (ExportError, ShardError, TableError, ValueError, RuntimeError, LockError) as exc:
         raise fail(str(exc)) from None
     where = esc(portraits if portraits is not None else shards)
     per_split = ", ".join(f"{n} {k}" for k, n in sorted(faces.counts.items()))

@@ -23,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from scipy import linalg
 from torch import nn
 from torch.nn import functional as F
@@ -178,20 +180,22 @@ class AlexLPIPS(nn.Module):
 def load_lpips(weights: str | Path | None = None, device: torch.device | str = "cpu") -> nn.Module:
     """An LPIPS(alex) module taking two (B, 3, H, W) batches in [-1, 1] and returning (B,) distances.
 
-    With ``weights``: a local ``torch.save`` dict merging torchvision's AlexNet state dict (``features.*``
-    keys) with the lpips package's ``weights/v0.1/alex.pth`` (``lin0.model.1.weight`` ... ``lin4``).
-    Without: the ``lpips`` package if it is installed with its weights. Otherwise :class:`MetricUnavailable`.
+    With ``weights``: a local weight file merging torchvision's AlexNet state dict (``features.*`` keys) with
+    the lpips package's ``weights/v0.1/alex.pth`` (``lin0.model.1.weight`` ... ``lin4``), as safetensors or
+    as a torch file of plain tensors (loaded with ``weights_only=True``: a pickle that needs code to load is
+    refused, never run). Without: the ``lpips`` package if it is installed with its weights. Otherwise, or
+    for a bad file, :class:`MetricUnavailable` naming the file and why.
     """
     if weights is not None:
         p = Path(weights)
+        state = _weight_file(p)
+        model = AlexLPIPS()
         try:
-            state = torch.load(p, map_location="cpu", weights_only=True)
-            model = AlexLPIPS()
             model.load_reference_weights(state)
-        except FileNotFoundError as exc:
-            raise MetricUnavailable(f"{p}: LPIPS weight file not found") from exc
-        except (KeyError, RuntimeError, ValueError, OSError) as exc:
-            raise MetricUnavailable(f"{p}: not an AlexNet+LPIPS state dict ({exc})") from exc
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise MetricUnavailable(
+                f"{p}: not an AlexNet+LPIPS state dict ({type(exc).__name__}: {exc})"
+            ) from exc
         return model.to(device).eval()
     try:
         import lpips
@@ -202,6 +206,27 @@ def load_lpips(weights: str | Path | None = None, device: torch.device | str = "
         ) from exc
     net = lpips.LPIPS(net="alex", verbose=False).to(device).eval()
     return _LpipsPackage(net)
+
+
+def _weight_file(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, or of a torch file of plain tensors; anything else is refused."""
+    if not path.is_file():
+        raise MetricUnavailable(f"{path}: LPIPS weight file not found")
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError):
+        pass  # not safetensors: a weights-only torch file is the one other accepted form
+    try:
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of files it then refuses
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and allowlist errors have unrelated types (and pages of text)
+        raise MetricUnavailable(f"{path}: not a safetensors weight file (nor a torch file of plain tensors: "
+                                f"{type(exc).__name__})") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise MetricUnavailable(f"{path}: not a safetensors weight file (a torch file, but not a dict of "
+                                "tensors)")
+    return state
 
 
 class _LpipsPackage(nn.Module):

@@ -5,11 +5,14 @@ The stage plan (stages, data weights, phases) is :mod:`pda_train.training.plan`,
 :mod:`pda_train.training.stages`; this module is the loop around them: resume, checkpoints, logging,
 progress, samples and export. Checkpoints are written every ``checkpoint_every`` steps and at each stage
 end; SIGINT/SIGTERM checkpoint and stop; a NaN/inf loss stops before any update is applied, so the last
-checkpoint stays good. Loss sums stay on the device and reach the host once per ``log_every`` steps.
+checkpoint stays good. Loss sums stay on the device and reach the host once per ``log_every`` steps. Rank 0
+holds the run folder's lock for the whole call (:mod:`pda_data.io.lock`): a second run on it fails at once.
+An OS error writing the folder (full disk, permission) stops the run with every earlier checkpoint whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import warnings
@@ -22,6 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor
 
+from pda_data.io.lock import folder_lock
 from pda_train.inference.export import export_translator
 from pda_train.manifest import Experiment, write_resolved
 from pda_train.nets import build_networks
@@ -98,6 +102,15 @@ class Trainer:
                 f"stage {stage!r} is not part of plan {self.exp.plan!r} (stages: {', '.join(names)})"
             )
         wanted = names if stage == "all" else [stage]
+        lock = folder_lock(self.run_dir) if self.rt.is_main else contextlib.nullcontext()
+        with lock:
+            try:
+                return self._run(names, wanted, resume)
+            finally:
+                self.tracker.close()
+
+    def _run(self, names: list[str], wanted: list[str], resume: bool) -> RunResult:
+        """:meth:`run` with the run folder's lock held."""
         state = self._resume_state() if resume else None
         if state is not None:
             if not state["complete"] and state["stage"] not in wanted:
@@ -125,7 +138,6 @@ class Trainer:
             self._load_previous_stage(names.index(wanted[0]))
         self._check_shards([self.plan[names.index(n)] for n in wanted])
         if self.rt.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
             write_resolved(self.exp, self.run_dir / RESOLVED_MANIFEST)
         result = RunResult("done", wanted[-1] if wanted else names[-1], 0, aux_metrics=self.aux_metrics)
         with self.guard:
@@ -144,7 +156,6 @@ class Trainer:
                         result.model = export_translator(
                             self.nets, self.run_dir / FINAL_MODEL, self._export_extra(name)
                         )
-        self.tracker.close()
         result.aux_metrics = self.aux_metrics
         return result
 

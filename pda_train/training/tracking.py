@@ -1,17 +1,21 @@
 """Run tracking: JSONL metrics, optional TensorBoard, and sample grids under ``RUN/samples/``.
 
 Only rank 0 tracks; other ranks get a disabled tracker whose methods do nothing. ``RUN/metrics.jsonl`` has one
-JSON object per logged step: ``{"stage": "2", "step": 40, "time": ..., "loss/psn_adv": ..., "lr/psn": ...}``.
+JSON object per logged step: ``{"stage": "2", "step": 40, "time": ..., "loss/psn_adv": ..., "lr/psn": ...}``;
+a record is appended whole or not at all (a full disk leaves no half line). Nothing is written before the
+first record or grid, so a run that cannot take its folder's lock leaves no trace in it.
 Sample grids are PNGs, one row per sample and one column per named image (input, warped, anime, cycle
 reconstruction, structure heatmap).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,21 +56,23 @@ class Tracker:
     def __init__(self, run_dir: str | Path, enabled: bool = True, tensorboard: bool = True) -> None:
         self.run_dir = Path(run_dir)
         self.enabled = enabled
+        self._tensorboard = enabled and tensorboard
         self._writer = None
-        if not enabled:
-            return
-        (self.run_dir / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # tensorboard is optional: JSONL and PNG grids still get written
-                SummaryWriter = None
-            if SummaryWriter is not None:
-                self._writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
 
     @property
     def metrics_path(self) -> Path:
         return self.run_dir / METRICS_NAME
+
+    def _board(self) -> Any:
+        """The TensorBoard writer, opened on first use; None without tensorboard."""
+        if self._writer is None and self._tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional: JSONL and PNG grids still get written
+                self._tensorboard = False
+                return None
+            self._writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+        return self._writer
 
     def log(self, stage: str, step: int, values: Mapping[str, float]) -> None:
         """Append one JSONL record and the matching TensorBoard scalars (tag ``stage<S>/<name>``)."""
@@ -74,11 +80,11 @@ class Tracker:
             return
         record = {"stage": stage, "step": step, "time": round(time.time(), 3)}
         record.update({k: float(v) for k, v in values.items()})
-        with open(self.metrics_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-        if self._writer is not None:
+        _append_whole(self.metrics_path, json.dumps(record) + "\n")
+        board = self._board()
+        if board is not None:
             for name, value in values.items():
-                self._writer.add_scalar(f"stage{stage}/{name}", float(value), step)
+                board.add_scalar(f"stage{stage}/{name}", float(value), step)
 
     def rewind(self, keep: Callable[[dict], bool]) -> None:
         """Drop JSONL records that ``keep`` rejects (on resume: those logged after the checkpoint)."""
@@ -94,14 +100,29 @@ class Tracker:
         grid = sample_grid(columns)
         path = self.run_dir / SAMPLES_DIR / f"stage{stage}-{step:07d}.png"
         save_image(path, grid)
-        if self._writer is not None:
-            self._writer.add_image(f"stage{stage}/samples", grid, step, dataformats="HWC")
+        board = self._board()
+        if board is not None:
+            board.add_image(f"stage{stage}/samples", grid, step, dataformats="HWC")
         return path
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _append_whole(path: Path, text: str) -> None:
+    """Append ``text`` to ``path`` completely or not at all; an OS error names ``path``."""
+    data = memoryview(text.encode("utf-8"))
+    with open(path, "ab", buffering=0) as fh:
+        start = fh.tell()
+        try:
+            while data:
+                data = data[fh.write(data) :]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                fh.truncate(start)
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
