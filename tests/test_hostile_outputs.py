@@ -528,7 +528,8 @@ def test_disk_full_on_a_checkpoint_stops_the_run_and_keeps_the_last_one(
         torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     assert (run / "final.safetensors").is_file()
-    assert [r["step"] for r in read_metrics(run)] == [1, 2, 3, 4, 5]
+    steps = [(r["stage"], r["step"]) for r in read_metrics(run)]
+    assert steps == [("1", k) for k in range(1, 6)] + [("2", 1), ("3", 1)]  # each step logged once
 
 
 def test_a_metrics_record_is_appended_whole_or_not_at_all(
