@@ -23,7 +23,7 @@ def main(shards: str, out: str) -> None:
             "preset": "tiny",
             "plan": "coser",
             "seed": 3,
-            "schedule": {"iterations": [6, 0, 0], "batch_size": 2},
+            "schedule": {"iterations": [4, 1, 1], "batch_size": 2},
             "data": {"shards": shards},
             "aux": {"detector_steps": 2, "classifier_steps": 1, "batch_size": 2, "eval_batches": 1},
             "stage1": {"ldn_only": 0.34, "psn_only": 0.34},
@@ -39,7 +39,8 @@ def main(shards: str, out: str) -> None:
     result = trainer.run("all")
     final = torch.cat([p.detach().flatten() for p in trainer.nets.parameters()])
     torch.save(
-        {"initial": initial, "final": final, "status": result.status, "step": result.step},
+        {"initial": initial, "final": final, "status": result.status, "stage": result.stage,
+         "step": result.step},
         Path(out) / f"rank{rt.rank}.pt",
     )
     shutdown(rt)
