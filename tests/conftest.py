@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,3 +59,14 @@ def run_torchrun(
         out, err = proc.communicate()
         pytest.fail(f"{script.name} under torchrun timed out after {timeout} s:\n{err[-3000:]}")
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def lpips_state_dict(ref: Any) -> dict[str, Any]:
+    """``ref``'s (a ``metrics.AlexLPIPS``) weights in the layout ``--lpips-weights`` files have: torchvision
+    AlexNet ``features.{0,3,6,8,10}.*`` plus the lpips package's ``lin{k}.model.1.weight`` (non-negative)."""
+    state = {}
+    for k, idx in enumerate((0, 3, 6, 8, 10)):
+        state[f"features.{idx}.weight"] = ref.convs[k].weight.detach().clone()
+        state[f"features.{idx}.bias"] = ref.convs[k].bias.detach().clone()
+        state[f"lin{k}.model.1.weight"] = ref.lins[k].weight.detach().abs().clone()
+    return state

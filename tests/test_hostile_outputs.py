@@ -21,7 +21,7 @@ import pytest
 import skimage.data
 import torch
 import yaml
-from conftest import REPO
+from conftest import REPO, lpips_state_dict
 from safetensors.torch import save_file
 from shard_world import anime_annotations, portrait_folder
 from typer.testing import CliRunner
@@ -556,16 +556,6 @@ def test_a_metrics_record_is_appended_whole_or_not_at_all(
 # --- LPIPS weights ------------------------------------------------------------------------------------
 
 
-def _alex_state() -> dict[str, torch.Tensor]:
-    ref = metrics.AlexLPIPS()
-    state = {}
-    for k, idx in enumerate((0, 3, 6, 8, 10)):
-        state[f"features.{idx}.weight"] = ref.convs[k].weight.detach().clone()
-        state[f"features.{idx}.bias"] = ref.convs[k].bias.detach().clone()
-        state[f"lin{k}.model.1.weight"] = ref.lins[k].weight.detach().abs().clone()
-    return state
-
-
 class _Payload:
     """A pickle that runs code when loaded without ``weights_only``: it would create a file."""
 
@@ -589,8 +579,8 @@ def test_lpips_weights_that_are_a_pickle_or_garbage_are_refused_in_one_line(tmp_
         (line,) = _error_lines(_clean(result))
         assert line.startswith(f"error: {path}: not a safetensors weight file (")
     assert not marker.exists() and not (tmp_path / "eval").exists()
-    save_file(_alex_state(), tmp_path / "alex.safetensors")  # the accepted forms load
-    torch.save(_alex_state(), tmp_path / "alex.pt")
+    save_file(lpips_state_dict(metrics.AlexLPIPS()), tmp_path / "alex.safetensors")  # the accepted forms load
+    torch.save(lpips_state_dict(metrics.AlexLPIPS()), tmp_path / "alex.pt")
     for name in ("alex.safetensors", "alex.pt"):
         model = metrics.load_lpips(tmp_path / name)
         x = torch.rand(1, 3, 64, 64) * 2 - 1

@@ -139,6 +139,11 @@ def _lines(output: str) -> list[str]:
     return [line.strip() for line in output.splitlines()]
 
 
+def _export_args(shards: Path, out: Path, cache: Path) -> list[str]:
+    """``pda-data export-hf`` of the damaged role into ``out``, with its datasets cache in ``cache``."""
+    return ["export-hf", str(shards), "--role", ROLE, "--out", str(out), "--cache-dir", str(cache)]
+
+
 def _samples(shards: Path, name: str) -> int:
     return next(
         e["samples"]
@@ -174,10 +179,7 @@ def test_export_hf_skips_the_damaged_shard(world: Path, tmp_path: Path, case: st
     shards = _copy(world, tmp_path)
     _, reason = _damage(shards, case)
     out = tmp_path / "hf"
-    result = runner.invoke(
-        data_app,
-        ["export-hf", str(shards), "--role", ROLE, "--out", str(out), "--cache-dir", str(tmp_path / "c")],
-    )
+    result = runner.invoke(data_app, _export_args(shards, out, tmp_path / "c"))
     assert result.exit_code == 0, result.output
     lines = _lines(result.output)
     assert f"skipped {BAD}: unreadable tar: {reason}" in lines
@@ -213,19 +215,7 @@ def test_a_flipped_data_byte_is_named_by_inspect_and_export(world: Path, tmp_pat
     assert result.exit_code == 0, result.output
     lines = _lines(result.output)
     assert any(line.startswith(f"skipped {BAD} [{key}]: png does not decode; sha256 is ") for line in lines)
-    result = runner.invoke(
-        data_app,
-        [
-            "export-hf",
-            str(shards),
-            "--role",
-            ROLE,
-            "--out",
-            str(tmp_path / "hf"),
-            "--cache-dir",
-            str(tmp_path / "c"),
-        ],
-    )
+    result = runner.invoke(data_app, _export_args(shards, tmp_path / "hf", tmp_path / "c"))
     assert result.exit_code == 0, result.output
     assert f"skipped {BAD}: sha256 differs from the index (corrupt or modified shard)" in _lines(
         result.output
@@ -248,7 +238,7 @@ def test_export_hf_exits_1_when_no_shard_is_readable_and_runs_offline(
 
     monkeypatch.setattr(datasets, "load_dataset", spy)
     out = tmp_path / "hf"
-    args = ["export-hf", str(shards), "--role", ROLE, "--out", str(out), "--cache-dir", str(tmp_path / "c")]
+    args = _export_args(shards, out, tmp_path / "c")
     assert runner.invoke(data_app, args).exit_code == 0
     assert seen == [True] and before == datasets.config.HF_HUB_OFFLINE  # offline inside, restored after
     for entry in read_index(shards)["roles"][ROLE]["splits"]["train"]["shards"]:
@@ -276,17 +266,7 @@ def test_export_hf_names_what_datasets_could_not_load(world: Path, tmp_path: Pat
             add_member(tar, f"{key}.json", json.dumps(meta).encode())
     entry.update(sha256=sha256_file(path), bytes=path.stat().st_size)
     (shards / INDEX_NAME).write_text(json.dumps(index))
-    args = [
-        "export-hf",
-        str(shards),
-        "--role",
-        ROLE,
-        "--out",
-        str(tmp_path / "hf"),
-        "--cache-dir",
-        str(tmp_path),
-    ]
-    result = runner.invoke(data_app, args)
+    result = runner.invoke(data_app, _export_args(shards, tmp_path / "hf", tmp_path))
     assert result.exit_code == 1
     start = (
         f"error: {shards / ROLE / 'train'}: datasets could not load the 3 shard(s) (DatasetGenerationError: "

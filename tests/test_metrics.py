@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import lpips_state_dict
 from scipy.spatial import distance
 from skimage.color import rgb2hsv
 
@@ -110,14 +111,8 @@ def test_inception_loader_runs_an_exported_program(tmp_path: Path) -> None:
 
 def test_lpips_alexnet_from_a_reference_state_dict(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    ref = metrics.AlexLPIPS()
-    state = {}
-    for k, idx in enumerate((0, 3, 6, 8, 10)):
-        state[f"features.{idx}.weight"] = ref.convs[k].weight.detach().clone()
-        state[f"features.{idx}.bias"] = ref.convs[k].bias.detach().clone()
-        state[f"lin{k}.model.1.weight"] = ref.lins[k].weight.detach().abs().clone()
     path = tmp_path / "alex_lpips.pth"
-    torch.save(state, path)
+    torch.save(lpips_state_dict(metrics.AlexLPIPS()), path)
     model = metrics.load_lpips(path)
     a = torch.rand(2, 3, 64, 64) * 2 - 1
     b = a.flip(-1)

@@ -292,7 +292,7 @@ def evaluate_cmd(
     per_split = ", ".join(f"{n} {k}" for k, n in sorted(faces.counts.items()))
     err_console.print(f"scoring {len(faces.keys)} face(s) of {where} ({faces.source}, split {split.value}: "
                       f"{esc(per_split)})", highlight=False)
-    if "train" in faces.counts and faces.counts.get("train") and split.value != "train":
+    if faces.counts.get("train") and split.value != "train":
         err_console.print(f"[yellow]warning:[/] {faces.counts['train']} of these faces are in the train "
                           "split the model may have seen (--split all)", highlight=False)
     for message in report["skipped"]:

@@ -13,6 +13,7 @@ Output folder: ``report.json``, ``images/<key>.png`` (translations), ``sheet.png
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,18 @@ def _lpips(
     return {**_summary(values), "net": "alex"}, values
 
 
+def _anime_faces(options: EvalOptions) -> tuple[np.ndarray, Callable[[], list[np.ndarray]], str] | None:
+    """Normalized (N, 56, 2) anime landmarks, a loader of their images (only FID reads them) and where they
+    came from: ``--anime``, else the shards' anime faces, else None."""
+    if options.anime is not None:
+        pts, paths = load_anime_points(options.anime)
+        return pts, lambda: [load_image(p) for p in paths], str(options.anime)
+    if options.shards is not None:
+        pts, images, split = shard_anime(options.shards)
+        return pts, lambda: images, f"{options.shards} (anime {split} split)"
+    return None
+
+
 def _anime_metrics(
     model: Translator,
     points: np.ndarray,
@@ -129,21 +142,11 @@ def _anime_metrics(
     options: EvalOptions,
     device: torch.device,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    if options.anime is not None:
-        anime_pts, paths = load_anime_points(options.anime)
-        anime_from = str(options.anime)
-
-        def anime_images() -> list[np.ndarray]:
-            return [load_image(p) for p in paths]
-    elif options.shards is not None:
-        anime_pts, images, split = shard_anime(options.shards)
-        anime_from = f"{options.shards} (anime {split} split)"
-
-        def anime_images() -> list[np.ndarray]:
-            return images
-    else:
+    anime_faces = _anime_faces(options)
+    if anime_faces is None:
         why = {"unavailable": "pass --anime (an anime annotation file) or --shards with an anime role"}
         return why, {"unavailable": "needs anime faces and --inception"}
+    anime_pts, anime_images, anime_from = anime_faces
     landmark_set = model.cfg.landmark_set
     human = torch.as_tensor(
         np.stack([normalize_points(p, c.shape[1], c.shape[0]) for p, c in zip(points, crops, strict=True)]),
