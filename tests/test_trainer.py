@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 import skimage.data
@@ -31,6 +32,7 @@ from pda_train.cli import app
 from pda_train.cli import run as cli_run
 from pda_train.inference.evaluate import EvalOptions, evaluate
 from pda_train.inference.export import ExportError, load_translator
+from pda_train.inference.summary import SUMMARY_ROWS, TILE, summary_sheet
 from pda_train.inference.testset import folder_faces, shard_faces
 from pda_train.inference.translate import NoFaceError, find_face, paste_back, translate_crops
 from pda_train.manifest import Experiment, experiment_from_dict
@@ -221,8 +223,17 @@ def test_evaluate_writes_the_paper_metrics(
     # By default the faces are the human test split the shards hold; the packed folder gives the same keys.
     shards = world["shards"]
     n_test = read_index(shards)["roles"]["human"]["splits"]["test"]["samples"]
-    held_out = evaluate(model, shard_faces(shards), tmp_path / "t", EvalOptions(shards=shards))
+    options = EvalOptions(shards=shards, domain_steps=20)
+    held_out = evaluate(model, shard_faces(shards), tmp_path / "t", options)
     assert held_out["count"] == n_test > 0 and held_out["faces"]["per_split"] == {"test": n_test}
+    # The domain classifier trains on the train split only: its four counts add up to those splits.
+    score, splits = held_out["domain_score"], read_index(shards)["roles"]
+    clf = score["classifier"]
+    assert clf["anime_train"] + clf["anime_heldout"] == splits["anime"]["splits"]["train"]["samples"]
+    assert clf["human_train"] + clf["human_heldout"] == splits["human"]["splits"]["train"]["samples"]
+    assert clf["steps"] == 20 and 0.0 <= clf["heldout_accuracy"] <= 1.0
+    assert score["translated"] * n_test in range(n_test + 1) and 0.0 <= score["untranslated"] <= 1.0
+    assert "needs --shards" in report["domain_score"]["unavailable"]
     assert held_out["mmd"]["anime"].endswith("(anime test split)")
     assert held_out["mmd"]["anime_count"] == read_index(shards)["roles"]["anime"]["splits"]["test"]["samples"]
     from_folder = folder_faces(world["humans"], "test", shards)
@@ -230,6 +241,26 @@ def test_evaluate_writes_the_paper_metrics(
     both = folder_faces(world["humans"], "all", shards)
     assert both.counts == {"train": 10 - n_test, "test": n_test}
     assert "lpips" in report["lpips"].get("unavailable", "lpips") or "mean" in report["lpips"]
+
+
+def test_summary_sheet_shows_four_rows_per_face(trained: dict[str, Any], tmp_path: Path) -> None:
+    model = load_translator(trained["done"].model)
+    photo = skimage.data.astronaut()
+    save_image(tmp_path / "astronaut.png", photo)
+    det, marker = make_detector("dlib-hog"), Landmarker()
+    paths = [tmp_path / "gone.png", tmp_path / "astronaut.png", tmp_path / "astronaut.png"]
+    sheet, problems = summary_sheet(model, paths, det, marker, columns=2)
+    assert len(problems) == 1 and "gone.png" in problems[0]
+    cell = TILE + 14  # each tile has a caption line
+    assert sheet is not None and sheet.shape == (len(SUMMARY_ROWS) * cell, 2 * TILE, 3)
+    face = find_face(photo, det, marker, SIZE)
+    res = translate_crops(model, [face.crop], [face.points])[0]
+    expected = [face.crop, res.warped, res.anime, paste_back(photo, res.anime, face.affine)]
+    for row, image in enumerate(expected):  # square tiles are plain INTER_AREA resizes (+-1 for rounding)
+        tile = sheet[row * cell : row * cell + TILE, :TILE].astype(int)
+        want = cv2.resize(image, (TILE, TILE), interpolation=cv2.INTER_AREA).astype(int)
+        assert np.abs(tile - want).max() <= 1, SUMMARY_ROWS[row]
+    assert summary_sheet(model, paths[:1], det, marker)[0] is None
 
 
 def test_export_errors_name_the_file(trained: dict[str, Any], tmp_path: Path) -> None:
@@ -492,7 +523,9 @@ def test_translate_and_evaluate_commands(
     res = runner.invoke(app, ["evaluate", "--model", model, "--out", str(tmp_path / "eval"), "--device",
                               "cpu"])
     assert res.exit_code == 0, res.output
-    assert "Hue-HistD" in res.output and "Human vs Anime" in res.output
+    assert "Hue-HistD" in res.output and "Human vs Anime" in res.output and "domain score: " in res.output
+    # The test world's portraits name no real source photo: no summary, and the reason.
+    assert "summary: no source photo with a face: astronaut#" in res.output
     assert f"scoring {n_test} face(s) of {world['shards']} (shards, split test: {n_test} test)" in res.output
     assert json.loads((tmp_path / "eval" / "report.json").read_text())["count"] == n_test
     # The packed folder with --split all mixes train faces in, and says so.

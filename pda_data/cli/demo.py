@@ -11,6 +11,9 @@ from rich.table import Table
 from pda_data.cli.options import Seed, esc, fail
 from pda_data.cli.options import err_console as console
 from pda_data.cli.progress import progress_bar
+from pda_data.demo.config import DemoConfig
+
+DEFAULTS = DemoConfig()
 
 
 def demo(
@@ -18,17 +21,21 @@ def demo(
         Path, typer.Option("--out", "-o", help="Folder to create the demo world in (created if missing).")
     ],
     seed: Seed = 0,
-    n_cosers: Annotated[int, typer.Option(help="Raw coser photos (640x480, 1-3 faces each).", min=0)] = 8,
-    n_humans: Annotated[int, typer.Option(help="Human portrait crops (256x256).", min=0)] = 8,
+    n_cosers: Annotated[
+        int, typer.Option(help="Raw coser photos (640x480, 1-3 faces each).", min=0)
+    ] = DEFAULTS.n_cosers,
+    n_humans: Annotated[
+        int, typer.Option(help="Human portrait crops (256x256).", min=0)
+    ] = DEFAULTS.n_humans,
     n_anime: Annotated[
         int, typer.Option(help="Procedural anime portraits (256x256) with 56 landmarks.", min=0)
-    ] = 12,
+    ] = DEFAULTS.n_anime,
     verify: Annotated[
         bool,
         typer.Option(
             help="Re-detect every face with dlib and retry a photo until the recorded outcome holds."
         ),
-    ] = True,
+    ] = DEFAULTS.verify,
     cascade: Annotated[
         Path | None,
         typer.Option(
@@ -41,7 +48,7 @@ def demo(
     Raw coser photos (with turned, tiny and corrupt inputs), human portraits, procedural anime portraits with
     a CVAT landmark file, and demo_truth.json. Faces derive from skimage's astronaut portrait.
     """
-    from pda_data.demo.writer import ANNOTATIONS_NAME, TRUTH_NAME, DemoConfig, write_demo
+    from pda_data.demo.writer import ANNOTATIONS_NAME, TRUTH_NAME, write_demo
     from pda_data.faces.models import ModelError
 
     config = DemoConfig(seed=seed, n_cosers=n_cosers, n_humans=n_humans, n_anime=n_anime, verify=verify)

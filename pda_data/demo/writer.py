@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 from pda_data.annotations.anime_draw import draw_anime_face
 from pda_data.annotations.formats.cvat import write_cvat
 from pda_data.annotations.formats.records import ImageAnnotation
+from pda_data.demo.config import DemoConfig
 from pda_data.demo.faces import PORTRAIT_SIZE, human_portrait, to_u8
 from pda_data.demo.photos import CANVAS, background, coser_photo
 from pda_data.demo.truth import Verifier, face_record
@@ -41,17 +41,7 @@ TRUTH_NAME = "demo_truth.json"
 ANNOTATIONS_NAME = "anime_annotations.xml"
 COSERS_DIR, HUMANS_DIR, ANIME_DIR = "raw_cosers", "humans", "anime"
 _MAX_TRIES = 8
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """How much of the demo world to generate."""
-
-    seed: int = 0
-    n_cosers: int = 8
-    n_humans: int = 8
-    n_anime: int = 12
-    verify: bool = True  # re-detect every coser photo / human crop with dlib and retry until the truth holds
+DEFAULT_CONFIG = DemoConfig()
 
 
 def _corrupt_files(valid_jpeg: bytes) -> list[tuple[str, bytes, str]]:
@@ -89,7 +79,7 @@ def _until_verified(
 
 def write_demo(
     out: str | Path,
-    config: DemoConfig = DemoConfig(),
+    config: DemoConfig = DEFAULT_CONFIG,
     cascade: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:

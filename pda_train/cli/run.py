@@ -65,8 +65,10 @@ _EVALUATE_HELP = (
     "exported --model). --portraits scores a curated folder instead: if the shards were packed from it, "
     "only its --split keys are used. Hue-HistD (180-bin hue histograms, cosine distance) and LPIPS between "
     "each input and its translation; the landmark MMD of raw and LDN-deformed human contours against anime "
-    "contours (--anime, or the shards' anime faces), and FID when --inception is given. Writes "
-    "OUT/report.json."
+    "contours (--anime, or the shards' anime faces), and FID when --inception is given. The domain score: "
+    "the share of translations that an anime-vs-human classifier, trained on the shards' train split (its "
+    "held-out accuracy reported), calls anime, beside the same share for the untranslated inputs. Writes "
+    "OUT/report.json and OUT/summary.png (input, LDN-warped, anime, pasted back)."
 )
 
 
@@ -253,8 +255,16 @@ def evaluate_cmd(
         EvalSplitChoice,
         typer.Option(help="Pack split to score; 'all' mixes train and test faces (counted in the report)."),
     ] = EvalSplitChoice.test,
+    summary: Annotated[
+        bool,
+        typer.Option(help="Write summary.png: input, LDN-warped, anime and pasted-back rows, faces found "
+                     "again in their source photos (dlib)."),
+    ] = True,
 ) -> None:
     """Measure appearance preservation on a test set (Tables 1 and 3)."""
+    from pda_data.faces.detectors import make_detector
+    from pda_data.faces.landmarks import Landmarker
+    from pda_data.faces.models import ModelError
     from pda_data.io.lock import LockError, folder_lock
     from pda_data.io.table import TableError
     from pda_data.shards.index import ShardError
@@ -282,11 +292,13 @@ def evaluate_cmd(
         else:
             faces = folder_faces(portraits, split.value, shards, limit)
         net = load_translator(model, select_device(device.value))
+        if summary:
+            options.finder = (make_detector("dlib-hog"), Landmarker())
         with folder_lock(out):
             report = evaluate(net, faces, out, options)
     except OSError as exc:  # an unreadable input or a full, read-only or invalid --out
         raise fail(os_error_line(exc), FAILED) from None
-    except (ExportError, ShardError, TableError, ValueError, RuntimeError, LockError) as exc:
+    except (ExportError, ModelError, ShardError, TableError, ValueError, RuntimeError, LockError) as exc:
         raise fail(str(exc)) from None
     where = esc(portraits if portraits is not None else shards)
     per_split = ", ".join(f"{n} {k}" for k, n in sorted(faces.counts.items()))
@@ -317,8 +329,14 @@ def evaluate_cmd(
     else:
         t3.add_row("MMD", "n/a", "n/a")
     console.print(t3)
-    for name in ("lpips", "mmd", "fid"):
-        if "unavailable" in report[name]:
+    score = report["domain_score"]
+    if "translated" in score:
+        console.print(
+            f"domain score: {score['translated']:.2f} of the translations are anime to a classifier with "
+            f"held-out accuracy {score['classifier']['heldout_accuracy']:.2f} "
+            f"(untranslated photos: {score['untranslated']:.2f})", highlight=False)
+    for name in ("lpips", "mmd", "fid", "domain_score", "summary"):
+        if "unavailable" in report.get(name, {}):
             console.print(esc(f"{name}: {report[name]['unavailable']}"), highlight=False)
     if "value" in report["fid"]:
         console.print(f"FID: {report['fid']['value']:.3f}")

@@ -5,9 +5,12 @@ curated folder. Every face is translated; per face the report holds Hue-HistD an
 crop and its translation, both at the model's resolution. Against anime faces (an annotation file, or the
 shards' anime test split) the landmark MMD of Table 3 compares the LDN point sets (17 contour points, or all
 56 for a "full landmarks" model) of raw human faces and of LDN-deformed human faces with the anime faces',
-and FID (with ``--inception``) compares the translations with those anime images.
+and FID (with ``--inception``) compares the translations with those anime images. The domain score
+(:mod:`pda_train.inference.domain`) is the share of translations that an anime-vs-human classifier, fitted
+on the shards' train split, calls anime, beside the same share for the untranslated inputs.
 
-Output folder: ``report.json``, ``images/<key>.png`` (translations), ``sheet.png`` (input | warped | anime).
+Output folder: ``report.json``, ``images/<key>.png`` (translations), ``sheet.png`` (input | warped | anime)
+and, given a face finder, ``summary.png`` (:mod:`pda_train.inference.summary`).
 """
 
 from __future__ import annotations
@@ -23,15 +26,19 @@ import numpy as np
 import torch
 
 from pda_data.annotations.table import AnnotationError, points_array, read_annotations
+from pda_data.faces.detection import Detector
+from pda_data.faces.landmarks import Landmarker
 from pda_data.geometry.crop import resize_to_model
 from pda_data.io.files import atomic_write_text
 from pda_data.io.images import load_image, save_image
 from pda_data.schema import ANIME56, HUMAN68, normalize_points
+from pda_data.shards.index import ShardError
 from pda_data.stream.augment import images_to_tensor
 from pda_data.viz.sheet import contact_sheet
-from pda_train.inference import metrics
+from pda_train.inference import domain, metrics
 from pda_train.inference.export import Translator
-from pda_train.inference.testset import Faces, shard_anime
+from pda_train.inference.summary import SUMMARY_NAME, summary_sheet
+from pda_train.inference.testset import Faces, role_images, shard_anime, shard_faces
 from pda_train.inference.translate import translate_crops
 from pda_train.nets import ldn_points
 
@@ -49,6 +56,9 @@ class EvalOptions:
     inception: Path | None = None
     batch_size: int = 8
     mmd_sigma: float = metrics.MMD_SIGMA
+    seed: int = 0  # of the domain classifier
+    domain_steps: int = domain.STEPS
+    finder: tuple[Detector, Landmarker] | None = None  # finds faces in source photos for summary.png
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -101,8 +111,58 @@ def evaluate(model: Translator, faces: Faces, out: Path, options: EvalOptions) -
         for k, h, v in zip(keys, hue, lp or [None] * len(keys), strict=True)
     ]
     report["mmd"], report["fid"] = _anime_metrics(model, points, crops, results, options, device)
+    report["domain_score"] = _domain_score(options, size, inputs, [r.anime for r in results])
+    if options.finder is not None:
+        report["summary"] = _summary_picture(model, faces, out, options.finder)
     atomic_write_text(out / REPORT_NAME, json.dumps(report, indent=2))
     return report
+
+
+def _domain_score(
+    options: EvalOptions, size: int, inputs: list[np.ndarray], translated: list[np.ndarray]
+) -> dict[str, Any]:
+    """Share of translations (and of untranslated inputs) that the train split's classifier calls anime."""
+    if options.shards is None:
+        return {"unavailable": "needs --shards: the classifier trains on their train split"}
+    anime = role_images(options.shards, "anime", "train")
+    try:
+        human = [resize_to_model(c, p, size)[0] for c, p in zip(*_train_humans(options.shards), strict=True)]
+        classifier = domain.train_domain_classifier(
+            anime, human, size, seed=options.seed, steps=options.domain_steps
+        )
+    except ValueError as exc:  # too few train images (or no human train shards)
+        return {"unavailable": str(exc)}
+    return {
+        "translated": domain.anime_share(classifier, translated),
+        "untranslated": domain.anime_share(classifier, inputs),
+        "classifier": {
+            "heldout_accuracy": classifier.heldout_accuracy,
+            **classifier.counts,
+            "steps": options.domain_steps,
+            "seed": options.seed,
+            "data": f"{options.shards} (train split)",
+        },
+    }
+
+
+def _train_humans(shards: Path) -> tuple[list[np.ndarray], np.ndarray]:
+    try:
+        faces = shard_faces(shards, "train")
+    except ShardError as exc:
+        raise ValueError(str(exc)) from None
+    return faces.crops, faces.points
+
+
+def _summary_picture(
+    model: Translator, faces: Faces, out: Path, finder: tuple[Detector, Landmarker]
+) -> dict[str, Any]:
+    """Write summary.png from the faces' source photos; what it shows, or why there is none."""
+    photos = list(dict.fromkeys(Path(s) for s in faces.sources if s))
+    sheet, problems = summary_sheet(model, photos, *finder)
+    if sheet is None:
+        return {"unavailable": "no source photo with a face" + (f": {problems[0]}" if problems else "")}
+    save_image(out / SUMMARY_NAME, sheet)
+    return {"file": SUMMARY_NAME, "faces": sheet.shape[1] // 128, "left_out": problems}
 
 
 def _lpips(

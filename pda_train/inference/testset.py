@@ -38,6 +38,7 @@ class Faces:
     split: str  # the split asked for: test, train or all
     counts: dict[str, int] = field(default_factory=dict)  # faces used per pack split ("external" if none)
     skipped: list[str] = field(default_factory=list)  # unreadable images, one message each
+    sources: list[str] = field(default_factory=list)  # per face, the photo curation cropped it from
 
     def describe(self) -> dict[str, Any]:
         return {"source": self.source, "split": self.split, "count": len(self.keys), "per_split": self.counts}
@@ -54,6 +55,7 @@ def shard_faces(shards: Path, split: str = "test", limit: int = 0, role: str = P
     keys: list[str] = []
     crops: list[np.ndarray] = []
     points: list[np.ndarray] = []
+    sources: list[str] = []
     counts: dict[str, int] = {}
     for name in _splits(split):
         try:
@@ -69,10 +71,11 @@ def shard_faces(shards: Path, split: str = "test", limit: int = 0, role: str = P
             keys.append(str(sample["meta"].get("key", sample["key"])))  # the manifest key, not the tar's
             crops.append(sample["image"])
             points.append(sample["points"])
+            sources.append(str(sample["meta"].get("source", "")))
         counts[name] = len(keys) - before
     if not keys:
         raise ShardError(f"{shards}: no {role} faces in the {split} split")
-    return Faces(keys, crops, np.stack(points), "shards", split, counts)
+    return Faces(keys, crops, np.stack(points), "shards", split, counts, sources=sources)
 
 
 def packed_role(folder: Path, shards: Path | None) -> tuple[str, float] | None:
@@ -102,9 +105,10 @@ def folder_faces(folder: Path, split: str = "test", shards: Path | None = None, 
     labels = [s for s, c in zip(labels, chosen, strict=True) if c]
     if limit:
         df, all_points, labels = df.head(limit), all_points[:limit], labels[:limit]
-    keys, crops, points, counts = [], [], [], {}
+    keys, crops, points, sources, counts = [], [], [], [], {}
     skipped = [f"{folder} [{key}]: {why}" for key, why in unusable]
-    for key, rel, pts, label in zip(df["key"], df["image"], all_points, labels, strict=True):
+    rows = zip(df["key"], df["image"], df["source"], all_points, labels, strict=True)
+    for key, rel, src, pts, label in rows:
         try:
             crops.append(load_image(folder / str(rel)))
         except ImageError as exc:
@@ -112,12 +116,13 @@ def folder_faces(folder: Path, split: str = "test", shards: Path | None = None, 
             continue
         keys.append(str(key))
         points.append(pts)
+        sources.append(str(src))
         counts[label] = counts.get(label, 0) + 1
     if not keys:
         scope = "" if packed is None else f" in the {split} split of {shards}"
         raise TableError(f"{folder}: no readable kept portraits{scope} to evaluate")
     return Faces(keys, crops, np.stack(points), "external" if packed is None else "folder", split, counts,
-                 skipped)
+                 skipped, sources)
 
 
 def shard_anime(shards: Path) -> tuple[np.ndarray, list[np.ndarray], str]:
@@ -133,6 +138,15 @@ def shard_anime(shards: Path) -> tuple[np.ndarray, list[np.ndarray], str]:
             pts = [normalize_points(s["points"], s["image"].shape[1], s["image"].shape[0]) for s in samples]
             return np.stack(pts), [s["image"] for s in samples], split
     raise ShardError(f"{shards}: no anime faces for the landmark MMD")
+
+
+def role_images(shards: Path, role: str, split: str) -> list[np.ndarray]:
+    """The RGB images of one role's split (empty when the set has no such shards)."""
+    try:
+        source = role_source(shards, role, split)
+    except ShardError:
+        return []
+    return [s["image"] for s in decoded_role(source, seed=0, infinite=False)]
 
 
 def run_shards(model: Path) -> Path | None:
