@@ -37,7 +37,7 @@ from pda_data.stream.augment import images_to_tensor
 from pda_data.viz.sheet import contact_sheet
 from pda_train.inference import domain, metrics
 from pda_train.inference.export import Translator
-from pda_train.inference.summary import SUMMARY_NAME, summary_sheet
+from pda_train.inference.summary import SUMMARY_NAME, TILE, summary_sheet
 from pda_train.inference.testset import Faces, role_images, shard_anime, shard_faces
 from pda_train.inference.translate import translate_crops
 from pda_train.nets import ldn_points
@@ -162,7 +162,7 @@ def _summary_picture(
     if sheet is None:
         return {"unavailable": "no source photo with a face" + (f": {problems[0]}" if problems else "")}
     save_image(out / SUMMARY_NAME, sheet)
-    return {"file": SUMMARY_NAME, "faces": sheet.shape[1] // 128, "left_out": problems}
+    return {"file": SUMMARY_NAME, "faces": sheet.shape[1] // TILE, "left_out": problems}
 
 
 def _lpips(
