@@ -29,10 +29,12 @@ from pda_data.shards.index import ShardError, read_index
 from pda_data.shards.pack import pack
 from pda_train.cli import app
 from pda_train.cli import run as cli_run
+from pda_train.cli import translate as cli_translate
 from pda_train.inference.evaluate import EvalOptions, evaluate
 from pda_train.inference.export import ExportError, load_translator
+from pda_train.inference.paste import paste_faces
 from pda_train.inference.testset import folder_faces, shard_faces
-from pda_train.inference.translate import NoFaceError, find_face, paste_back, translate_crops
+from pda_train.inference.translate import NoFaceError, find_face, translate_crops
 from pda_train.manifest import Experiment, experiment_from_dict
 from pda_train.training import checkpoint as ckpt
 from pda_train.training.loop import Trainer, TrainingError
@@ -62,7 +64,7 @@ def one_thread() -> Any:
 @pytest.fixture
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI's consoles at 200 columns, so assertions on its text do not depend on the terminal width."""
-    for console in (cli_run.console, cli_run.err_console):
+    for console in (cli_run.console, cli_translate.console, cli_run.err_console):
         monkeypatch.setattr(console, "width", 200)
 
 
@@ -192,7 +194,7 @@ def test_translate_any_photo_with_paste_back(trained: dict[str, Any]) -> None:
     assert ((face.points >= 0) & (face.points < SIZE)).all()
     (res,) = translate_crops(model, [face.crop], [face.points])
     assert res.anime.shape == res.warped.shape == (SIZE, SIZE, 3) and res.anime.dtype == np.uint8
-    pasted = paste_back(photo, res.anime, face.affine)
+    pasted = paste_faces(photo, [res.anime], [face.affine]).image
     assert pasted.shape == photo.shape
     # Far from the face the photo is untouched; at the face centre the anime crop is pasted.
     assert np.array_equal(pasted[-20:, :20], photo[-20:, :20])
@@ -472,7 +474,11 @@ def test_translate_and_evaluate_commands(
     )
     assert res.exit_code == 0, res.output
     assert "1 of 2 photo(s) translated" in res.output
-    assert {p.name for p in out.iterdir()} == {"astronaut.png", "astronaut_pasted.png", "sheet.png"}
+    # Her face and, with the default --faces all, the face-like patch dlib finds on her suit (it passes the
+    # frontal filter: yaw -29, pitch -24 degrees).
+    assert {p.name for p in out.iterdir()} == {
+        "astronaut_face0.png", "astronaut_face1.png", "astronaut_pasted.png", "sheet.png"
+    }
     res = runner.invoke(
         app,
         [
