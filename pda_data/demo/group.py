@@ -1,5 +1,6 @@
-"""Demo scenes for translation: a group photo of several frontal faces and a short clip of one face that
-moves and grows, both made of the demo world's disguised astronauts (so dlib finds every face).
+"""Demo scenes for translation: a group photo of frontal faces, and a clip of one moving, growing face.
+
+Both are made of the demo world's disguised astronauts (so dlib finds every face).
 
 Each face is stamped onto a backdrop (:func:`pda_data.demo.photos.background`) through a soft head-sized
 ellipse; the functions return the landmarks they placed, so tests know where every face is.

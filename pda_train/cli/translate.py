@@ -1,5 +1,7 @@
-"""``pda-train translate``, ``translate-video``, ``export`` and ``serve``: an exported translator on photos,
-on videos, as an ONNX graph and as a web page. Thin commands over :mod:`pda_train.inference`."""
+"""``pda-train translate``, ``translate-video``, ``export``, ``serve``: photos, videos, ONNX, a web page.
+
+Thin commands over :mod:`pda_train.inference`: the exported translator on photos and videos, as an ONNX
+graph, and as a web page."""
 
 from __future__ import annotations
 

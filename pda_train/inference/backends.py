@@ -1,5 +1,6 @@
-"""What runs the translator chain on a batch: PyTorch (an exported ``.safetensors`` model) or onnxruntime
-(a ``.onnx`` graph of ``pda-train export --onnx``), behind one call on numpy arrays.
+"""What runs the translator chain on a batch: PyTorch or onnxruntime, behind one call on numpy arrays.
+
+PyTorch runs an exported ``.safetensors`` model, onnxruntime a ``.onnx`` graph of ``pda-train export``.
 
 A backend takes portraits (B, 3, S, S) float32 in [-1, 1] and their HUMAN68 landmarks (B, 68, 2) float32
 in [-1, 1] and returns (anime, LDN-warped portrait), both (B, 3, S, S) float32 in [-1, 1]. The ONNX backend

@@ -1,5 +1,4 @@
-"""Photo -> anime portraits with an exported translator: every face detected, landmarked, cropped, LDN
-warp, PSN, pasted back.
+"""Photo -> anime portraits: every face detected, landmarked, cropped, LDN warp, PSN, pasted back.
 
 The faces and their crops are curation's (:mod:`pda_train.inference.faces`: the human-portrait defaults,
 taken directly at the model's resolution), so inference sees faces framed as in training; crops of another

@@ -1,5 +1,6 @@
-"""Video -> video with every face translated: OpenCV video I/O, IoU face tracking, one-euro landmark
-smoothing, frames batched through the translator.
+"""Video -> video with every face translated: OpenCV I/O, IoU tracks, one-euro landmark smoothing.
+
+Frames are batched through the translator.
 
 Per frame the faces are found as for photos (:func:`pda_train.inference.faces.find_faces`). A face is
 matched to the track of the previous frames whose last box overlaps it most (intersection over union at
