@@ -63,7 +63,7 @@ def build_app(backend: Backend, detector: Detector, landmarker: Landmarker, opti
                                  format="png")
         button = gr.Button("Translate", variant="primary", elem_id="translate")
         summary = gr.Textbox(label="faces", elem_id="summary", interactive=False)
-        crops = gr.Gallery(label="anime faces", elem_id="crops", columns=6, format="png")
+        crops = gr.Gallery(label="anime faces", elem_id="crops", columns=6, height=220, format="png")
         with gr.Accordion("model settings", open=True):
             gr.JSON({"backend": backend.name, **backend.settings}, elem_id="settings")
         button.click(run, inputs=photo, outputs=[composite, crops, summary])
