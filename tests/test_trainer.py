@@ -32,9 +32,10 @@ from pda_train.cli import run as cli_run
 from pda_train.cli import translate as cli_translate
 from pda_train.inference.evaluate import EvalOptions, evaluate
 from pda_train.inference.export import ExportError, load_translator
+from pda_train.inference.faces import NoFaceError, face_options, faces_or_raise
 from pda_train.inference.paste import paste_faces
 from pda_train.inference.testset import folder_faces, shard_faces
-from pda_train.inference.translate import NoFaceError, find_face, translate_crops
+from pda_train.inference.translate import translate_crops
 from pda_train.manifest import Experiment, experiment_from_dict
 from pda_train.training import checkpoint as ckpt
 from pda_train.training.loop import Trainer, TrainingError
@@ -189,7 +190,8 @@ def test_a_finished_or_started_run_is_not_silently_restarted(trained: dict[str, 
 def test_translate_any_photo_with_paste_back(trained: dict[str, Any]) -> None:
     model = load_translator(trained["done"].model)
     photo = skimage.data.astronaut()
-    face = find_face(photo, make_detector("dlib-hog"), Landmarker(), model.image_size)
+    detector, landmarker, options = make_detector("dlib-hog"), Landmarker(), face_options(SIZE, "largest")
+    face = faces_or_raise(photo, detector, landmarker, options, "photo")[0][0]
     assert face.crop.shape == (SIZE, SIZE, 3)
     assert ((face.points >= 0) & (face.points < SIZE)).all()
     (res,) = translate_crops(model, [face.crop], [face.points])
@@ -202,9 +204,7 @@ def test_translate_any_photo_with_paste_back(trained: dict[str, Any]) -> None:
     cx, cy = (int(round(v)) for v in centre)
     assert np.abs(pasted[cy, cx].astype(int) - res.anime[SIZE // 2, SIZE // 2].astype(int)).max() <= 12
     with pytest.raises(NoFaceError, match="flat: no face found"):
-        find_face(
-            np.full((120, 120, 3), 128, np.uint8), make_detector("dlib-hog"), Landmarker(), SIZE, name="flat"
-        )
+        faces_or_raise(np.full((120, 120, 3), 128, np.uint8), detector, landmarker, options, "flat")
 
 
 def test_evaluate_writes_the_paper_metrics(

@@ -80,14 +80,6 @@ def translate_crops(
     return out
 
 
-def find_face(rgb: np.ndarray, detector: Detector, landmarker: Landmarker, size: int, *,
-              name: str = "image") -> FaceCrop:
-    """The largest face of ``rgb`` that passes the filters, cropped as curation does; :class:`NoFaceError`
-    when there is none."""
-    kept, _ = faces_or_raise(rgb, detector, landmarker, face_options(size, "largest"), name)
-    return kept[0]
-
-
 @dataclass(frozen=True)
 class PhotoResult:
     """One input photo of :func:`translate_photos`: the files written (names in the output folder), the

@@ -159,7 +159,7 @@ def translate_frames(
     def flush(batch: list[tuple[np.ndarray, list]]) -> Iterator[FrameResult]:
         crops = [c for _, faces in batch for _, c in faces]
         translated = iter(translate_crops(backend, [c.crop for c in crops], [c.points for c in crops],
-                                          batch_size=max(batch_size, 1)))
+                                          batch_size=batch_size))
         for frame, faces in batch:
             animes = [next(translated).anime for _ in faces]
             pasted = paste_faces(frame, animes, [c.affine for _, c in faces]).image
