@@ -26,7 +26,7 @@ from pda_train.inference.translate import translate_crops
 runner = CliRunner()
 HEAVY = ("torch", "cv2", "dlib", "datasets")
 # Commands that only read; every other command writes, and takes --out/-o.
-READ_ONLY = {("verify",), ("landmarks", "check"), ("describe",)}
+READ_ONLY = {("verify",), ("landmarks", "check"), ("describe",), ("serve",)}
 
 
 def _commands(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:

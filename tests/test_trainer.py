@@ -30,11 +30,14 @@ from pda_data.shards.index import ShardError, read_index
 from pda_data.shards.pack import pack
 from pda_train.cli import app
 from pda_train.cli import run as cli_run
+from pda_train.cli import translate as cli_translate
 from pda_train.inference.evaluate import EvalOptions, evaluate
 from pda_train.inference.export import ExportError, load_translator
+from pda_train.inference.faces import NoFaceError, face_options, faces_or_raise
+from pda_train.inference.paste import paste_faces
 from pda_train.inference.summary import SUMMARY_ROWS, TILE, summary_sheet
 from pda_train.inference.testset import folder_faces, shard_faces
-from pda_train.inference.translate import NoFaceError, find_face, paste_back, translate_crops
+from pda_train.inference.translate import translate_crops
 from pda_train.manifest import Experiment, experiment_from_dict
 from pda_train.training import checkpoint as ckpt
 from pda_train.training.loop import Trainer, TrainingError
@@ -64,7 +67,7 @@ def one_thread() -> Any:
 @pytest.fixture
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI's consoles at 200 columns, so assertions on its text do not depend on the terminal width."""
-    for console in (cli_run.console, cli_run.err_console):
+    for console in (cli_run.console, cli_translate.console, cli_run.err_console):
         monkeypatch.setattr(console, "width", 200)
 
 
@@ -189,12 +192,13 @@ def test_a_finished_or_started_run_is_not_silently_restarted(trained: dict[str, 
 def test_translate_any_photo_with_paste_back(trained: dict[str, Any]) -> None:
     model = load_translator(trained["done"].model)
     photo = skimage.data.astronaut()
-    face = find_face(photo, make_detector("dlib-hog"), Landmarker(), model.image_size)
+    detector, landmarker, options = make_detector("dlib-hog"), Landmarker(), face_options(SIZE, "largest")
+    face = faces_or_raise(photo, detector, landmarker, options, "photo")[0][0]
     assert face.crop.shape == (SIZE, SIZE, 3)
     assert ((face.points >= 0) & (face.points < SIZE)).all()
     (res,) = translate_crops(model, [face.crop], [face.points])
     assert res.anime.shape == res.warped.shape == (SIZE, SIZE, 3) and res.anime.dtype == np.uint8
-    pasted = paste_back(photo, res.anime, face.affine)
+    pasted = paste_faces(photo, [res.anime], [face.affine]).image
     assert pasted.shape == photo.shape
     # Far from the face the photo is untouched; at the face centre the anime crop is pasted.
     assert np.array_equal(pasted[-20:, :20], photo[-20:, :20])
@@ -202,9 +206,7 @@ def test_translate_any_photo_with_paste_back(trained: dict[str, Any]) -> None:
     cx, cy = (int(round(v)) for v in centre)
     assert np.abs(pasted[cy, cx].astype(int) - res.anime[SIZE // 2, SIZE // 2].astype(int)).max() <= 12
     with pytest.raises(NoFaceError, match="flat: no face found"):
-        find_face(
-            np.full((120, 120, 3), 128, np.uint8), make_detector("dlib-hog"), Landmarker(), SIZE, name="flat"
-        )
+        faces_or_raise(np.full((120, 120, 3), 128, np.uint8), detector, landmarker, options, "flat")
 
 
 def test_evaluate_writes_the_paper_metrics(
@@ -253,9 +255,9 @@ def test_summary_sheet_shows_four_rows_per_face(trained: dict[str, Any], tmp_pat
     assert len(problems) == 1 and "gone.png" in problems[0]
     cell = TILE + 14  # each tile has a caption line
     assert sheet is not None and sheet.shape == (len(SUMMARY_ROWS) * cell, 2 * TILE, 3)
-    face = find_face(photo, det, marker, SIZE)
+    face = faces_or_raise(photo, det, marker, face_options(SIZE, "largest"), "photo")[0][0]
     res = translate_crops(model, [face.crop], [face.points])[0]
-    expected = [face.crop, res.warped, res.anime, paste_back(photo, res.anime, face.affine)]
+    expected = [face.crop, res.warped, res.anime, paste_faces(photo, [res.anime], [face.affine]).image]
     for row, image in enumerate(expected):  # square tiles are plain INTER_AREA resizes (+-1 for rounding)
         tile = sheet[row * cell : row * cell + TILE, :TILE].astype(int)
         want = cv2.resize(image, (TILE, TILE), interpolation=cv2.INTER_AREA).astype(int)
@@ -503,7 +505,11 @@ def test_translate_and_evaluate_commands(
     )
     assert res.exit_code == 0, res.output
     assert "1 of 2 photo(s) translated" in res.output
-    assert {p.name for p in out.iterdir()} == {"astronaut.png", "astronaut_pasted.png", "sheet.png"}
+    # Her face and, with the default --faces all, the face-like patch dlib finds on her suit (it passes the
+    # frontal filter: yaw -29, pitch -24 degrees).
+    assert {p.name for p in out.iterdir()} == {
+        "astronaut_face0.png", "astronaut_face1.png", "astronaut_pasted.png", "sheet.png"
+    }
     res = runner.invoke(
         app,
         [

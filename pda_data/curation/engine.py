@@ -59,7 +59,8 @@ class Models:
 
 @dataclass
 class FaceResult:
-    """One analysed face; ``crop`` and ``points`` (crop pixels) are set only for kept faces."""
+    """One analysed face: its 68 ``landmarks`` (photo pixels); ``crop``, ``points`` (crop pixels) and
+    ``affine`` (2x3, photo -> crop) are set only for kept faces."""
 
     status: str
     reason: str
@@ -67,8 +68,10 @@ class FaceResult:
     detection: Detection
     face_size: float = float("nan")
     pose: tuple[float, float, float] = (float("nan"),) * 3
+    landmarks: np.ndarray | None = None
     crop: np.ndarray | None = None
     points: np.ndarray | None = None
+    affine: np.ndarray | None = None
     phash: str = ""
     detail: str = ""
 
@@ -112,7 +115,9 @@ def analyze_faces(rgb: np.ndarray, models: Models, options: CurateOptions) -> li
         box = _lbp_predictor_box(det.box) if detector_name == "anime-lbp" else det.box
         points = models.landmarker.refine(rgb, box)
         x0, y0, x1, y1 = predictor_box(points)
-        result = FaceResult(STATUS_REJECTED, "", detector_name, det, face_size=float(x1 - x0))
+        result = FaceResult(
+            STATUS_REJECTED, "", detector_name, det, face_size=float(x1 - x0), landmarks=points
+        )
         if result.face_size < options.min_face:
             result.reason = TOO_SMALL
             result.detail = f"face {result.face_size:.0f} px < {options.min_face:g} px"
@@ -128,8 +133,9 @@ def analyze_faces(rgb: np.ndarray, models: Models, options: CurateOptions) -> li
             result.detail = ", ".join(over) + " deg"
             results.append(result)
             continue
-        result.crop, result.points, _ = crop_face(rgb, points, margin=options.margin, size=options.size,
-                                                  align=options.align)
+        result.crop, result.points, result.affine = crop_face(
+            rgb, points, margin=options.margin, size=options.size, align=options.align
+        )
         result.phash = phash(result.crop)
         result.status = STATUS_KEPT
         results.append(result)

@@ -7,8 +7,9 @@ align_corners=True convention (see :func:`pda_data.schema.normalize_points`).
 
 The kernel is U(r) = r^2 log r with a degree-1 polynomial, the same spline as
 ``scipy.interpolate.RBFInterpolator(kernel="thin_plate_spline")``. The spline is solved in float64 so that
-gradients through ``torch.linalg.solve`` stay accurate; both the torch warp and the numpy/cv2 Aug-Portrait
-path go through :func:`tps_grid`, so there is one spline implementation.
+gradients through ``torch.linalg.solve`` stay accurate (while a graph is exported to ONNX, which has no
+linear solve, :func:`gauss_jordan_solve` solves it in plain tensor ops instead); both the torch warp and
+the numpy/cv2 Aug-Portrait path go through :func:`tps_grid`, so there is one spline implementation.
 
 Control points from user data (detected or annotated landmarks) are checked before solving with
 ``check=True`` (:func:`check_spline_system`): too few distinct points, all points (nearly) on one line, or a
@@ -84,8 +85,25 @@ def tps_fit(
     if check:
         check_spline_system(centres, system)
     rhs = torch.cat([values, torch.zeros(b, 3, 2, dtype=values.dtype, device=values.device)], 1)
-    solution = torch.linalg.solve(system, rhs)
+    solve = gauss_jordan_solve if torch.onnx.is_in_onnx_export() else torch.linalg.solve
+    solution = solve(system, rhs)
     return solution[:, :n], solution[:, n:]
+
+
+def gauss_jordan_solve(a: Tensor, b: Tensor) -> Tensor:
+    """Solve ``a x = b`` for ``a`` (B, n, n) and ``b`` (B, n, k): Gauss-Jordan elimination with partial
+    pivoting, unrolled over the n columns in elementwise ops and gathers (no LAPACK call), so that graph
+    exporters can trace it. Matches ``torch.linalg.solve`` to rounding for well-conditioned systems."""
+    n = a.shape[-1]
+    m = torch.cat([a, b], -1)
+    rows = torch.arange(n, device=a.device)
+    for k in range(n):
+        pivot = (m[:, k:, k].abs().argmax(-1) + k)[:, None]  # (B, 1): the row to swap into row k
+        order = torch.where(rows == k, pivot, torch.where(rows == pivot, k, rows))
+        m = torch.gather(m, 1, order[:, :, None].expand_as(m))
+        row = m[:, k : k + 1] / m[:, k : k + 1, k : k + 1]
+        m = torch.where((rows == k)[None, :, None], row, m - m[:, :, k : k + 1] * row)
+    return m[:, :, n:]
 
 
 def _degenerate_reason(points: np.ndarray) -> str | None:

@@ -17,7 +17,7 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on ``app``.
-_COMMAND_MODULES: tuple[str, ...] = ("describe", "run")
+_COMMAND_MODULES: tuple[str, ...] = ("describe", "run", "translate")
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"pda_train.cli.{_name}").register(app)

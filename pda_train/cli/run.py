@@ -1,4 +1,4 @@
-"""``pda-train run``, ``translate`` and ``evaluate``: thin commands over the trainer, translator, metrics."""
+"""``pda-train run`` and ``evaluate``: thin commands over the trainer and the metrics."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data.cli.options import FAILED, DetectorChoice, choice, err_console, esc, fail, os_error_line
+from pda_data.cli.options import FAILED, choice, err_console, esc, fail, os_error_line
 from pda_data.shards.names import SPLIT_SCOPES
 
 console = Console()
@@ -48,14 +48,6 @@ _RUN_HELP = (
     "with status 1 and keeps the last good checkpoint. Under `torchrun --nproc-per-node N` every rank "
     "trains on its share of the shards; rank 0 logs and checkpoints. The finished plan exports "
     "RUN/final.safetensors (+ .json), the model that translate and evaluate load."
-)
-
-
-_TRANSLATE_HELP = (
-    "Turn photos of any size into anime portraits with an exported model.\n\nPer photo: the largest "
-    "face (dlib), its 68 landmarks, the curation crop, LDN landmark prediction, TPS warp, PSN; with "
-    "--paste-back the anime face is blended back into the photo. Photos without a face are reported "
-    "and skipped."
 )
 
 
@@ -164,62 +156,6 @@ def run(
         console.print(table)
     if result.status == "interrupted":
         raise typer.Exit(130)
-
-
-def translate(
-    inputs: Annotated[list[Path], typer.Argument(help="Photos (any size) or folders of photos.")],
-    model: Annotated[
-        Path, typer.Option("--model", help="Exported model: RUN/final.safetensors (+ its .json).")
-    ],
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output folder: <name>.png anime crops, sheet.png.")
-    ],
-    paste: Annotated[
-        bool, typer.Option("--paste-back", help="Also write <name>_pasted.png: the anime face in the photo.")
-    ] = False,
-    device: DeviceOption = DeviceChoice.auto,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Faces per translator batch.")] = 8,
-    detector: Annotated[
-        DetectorChoice, typer.Option("--detector", help="Face detector (dlib's 68 landmarks follow).")
-    ] = DetectorChoice["dlib-hog"],
-) -> None:
-    """Turn photos of any size into anime portraits with an exported model."""
-    from pda_data.faces.detectors import make_detector
-    from pda_data.faces.landmarks import Landmarker
-    from pda_data.faces.models import ModelError
-    from pda_data.io.lock import LockError, folder_lock
-    from pda_train.inference.export import ExportError, load_translator
-    from pda_train.inference.translate import list_photos, translate_photos
-    from pda_train.training.runtime import select_device
-
-    try:
-        net = load_translator(model, select_device(device.value))
-        det, marker = make_detector(detector.value), Landmarker()
-    except (ExportError, ModelError, ValueError, RuntimeError) as exc:
-        raise fail(str(exc)) from None
-    files = list_photos(inputs)
-    table = Table(title=f"pda-train translate -> {esc(out)}")
-    table.add_column("input", overflow="fold")
-    table.add_column("status")
-    table.add_column("output", overflow="fold")
-    try:
-        with folder_lock(out):
-            results = translate_photos(net, files, out, det, marker, paste=paste, batch_size=batch_size)
-    except LockError as exc:
-        raise fail(str(exc)) from None
-    except OSError as exc:  # a full, read-only or invalid --out
-        raise fail(os_error_line(exc), FAILED) from None
-    for r in results:
-        if r.error:
-            err_console.print(f"[yellow]skip:[/] {esc(r.error)}", highlight=False)
-            table.add_row(esc(r.source), f"[red]{esc(r.kind)}[/]", esc(r.error.split(": ", 1)[-1]))
-        else:
-            table.add_row(esc(r.source), "[green]ok[/]", esc(", ".join(r.outputs)))
-    ok = sum(not r.error for r in results)
-    console.print(table)
-    console.print(f"{ok} of {len(files)} photo(s) translated; outputs in {esc(out)}", highlight=False)
-    if not ok:
-        raise typer.Exit(FAILED)
 
 
 def evaluate_cmd(
@@ -344,7 +280,6 @@ def evaluate_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``run``, ``translate`` and ``evaluate`` to the ``pda-train`` application."""
+    """Add ``run`` and ``evaluate`` to the ``pda-train`` application."""
     app.command("run", help=_RUN_HELP)(run)
-    app.command("translate", help=_TRANSLATE_HELP)(translate)
     app.command("evaluate", help=_EVALUATE_HELP)(evaluate_cmd)

@@ -1,9 +1,9 @@
 """One picture a person can judge a model by: per face, the input crop, the LDN-warped crop, the anime
 translation and the translation pasted back into the source photo (rows, in that order; one column per face).
 
-Each face is found again in its source photo exactly as ``pda-train translate`` finds it (the largest face,
-dlib's 68 landmarks, the curation crop at the model's size), so the picture shows what a user of
-``translate --paste-back`` gets.
+Each face is found again in its source photo as ``pda-train translate --faces largest`` finds it (curation's
+detect, landmark and frontal filters, the curation crop at the model's size) and pasted back as translate
+pastes it, so the picture shows what a user of ``translate`` gets.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from pda_data.faces.landmarks import Landmarker
 from pda_data.io.images import ImageError, load_image
 from pda_data.viz.sheet import contact_sheet
 from pda_train.inference.export import Translator
-from pda_train.inference.translate import NoFaceError, find_face, paste_back, translate_crops
+from pda_train.inference.faces import NoFaceError, face_options, faces_or_raise
+from pda_train.inference.paste import paste_faces
+from pda_train.inference.translate import translate_crops
 
 SUMMARY_NAME = "summary.png"
 SUMMARY_ROWS = ("input", "LDN-warped", "anime", "pasted back")
@@ -37,12 +39,13 @@ def summary_sheet(
     """The summary picture of the first ``columns`` photos with a face (None when there is none) and one
     message per photo left out (unreadable, no face)."""
     images, faces, problems = [], [], []
+    options = face_options(model.image_size, "largest")
     for path in photos:
         if len(images) == columns:
             break
         try:
             image = load_image(path)
-            faces.append(find_face(image, detector, landmarker, model.image_size, name=str(path)))
+            faces.append(faces_or_raise(image, detector, landmarker, options, str(path))[0][0])
         except (ImageError, NoFaceError) as exc:
             problems.append(str(exc))
             continue
@@ -54,7 +57,8 @@ def summary_sheet(
         [f.crop for f in faces],
         [r.warped for r in results],
         [r.anime for r in results],
-        [paste_back(im, r.anime, f.affine) for im, r, f in zip(images, results, faces, strict=True)],
+        [paste_faces(im, [r.anime], [f.affine]).image
+         for im, r, f in zip(images, results, faces, strict=True)],
     ]
     tiles = [t for row in rows for t in row]
     labels = [name for name in SUMMARY_ROWS for _ in images]
