@@ -214,6 +214,11 @@ def test_labelanylandmarks_files_and_their_faults(world: tuple[Path, dict], tmp_
         ("anime_003", "bad_label"),
     ]
     assert "55" in next(p.detail for p in problems if p.code == "missing_index")  # key 56 is index 55
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "anime_000-0.txt").write_text('{"1": [1, 2], ')
+    result = _import([str(broken), "--images", str(out / ANIME_DIR), "--out", str(tmp_path / "x.parquet")])
+    assert result.exit_code == 2 and "not valid JSON" in result.output and "Traceback" not in result.output
 
 
 HOSTILE = {

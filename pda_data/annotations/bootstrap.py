@@ -69,14 +69,18 @@ def ordered(done: list[PreAnnotation], order: str) -> list[PreAnnotation]:
 
 
 def queue_table(
-    done: list[PreAnnotation], missed: list[Problem], confidence: Callable[[float], float]
+    done: list[PreAnnotation], missed: list[Problem], confidence: Callable[[float], float] | None = None
 ) -> pd.DataFrame:
-    """The labelling queue: the pre-annotated images in order with their confidence, then the missed ones."""
+    """The labelling queue: the pre-annotated images in order with their confidence (``confidence`` of the
+    uncertainty; empty without an estimate), then the missed ones."""
+    def score(p: PreAnnotation) -> float | None:
+        return None if p.uncertainty is None or confidence is None else float(confidence(p.uncertainty))
+
     rows = [
         {
             "image": p.record.name,
             "status": "pre-annotated",
-            "confidence": None if p.uncertainty is None else float(confidence(p.uncertainty)),
+            "confidence": score(p),
             "uncertainty": p.uncertainty,
             "detail": "",
         }

@@ -340,13 +340,10 @@ def bootstrap_cmd(
     records = [p.record for p in done]
     written = _write_outputs(render_format(records, fmt.value), out, fmt.value)
     queue = out / "queue.csv" if fmt.value in FOLDER_FORMATS else out.with_name(f"{out.stem}_queue.csv")
+    scale = None
     if model is not None:
-        from pda_data.annotations.predictor.model import confidence
-
-        table = queue_table(done, missed, confidence)
-    else:
-        table = queue_table(done, missed, float)
-    atomic_write_text(queue, table.to_csv(index=False))
+        from pda_data.annotations.predictor.model import confidence as scale
+    atomic_write_text(queue, queue_table(done, missed, scale).to_csv(index=False))
     skipped = f", {len(files) - len(named)} already annotated" if exclude else ""
     console.print(
         esc(f"{len(records)} of {len(named)} image(s) pre-annotated{skipped} -> {len(written)} {fmt.value} "
