@@ -71,7 +71,7 @@ def test_demo_cvat_imports_exactly(world: tuple[Path, dict], tmp_path: Path) -> 
         )
 
 
-@pytest.mark.parametrize("fmt", ["cvat", "labelme", "coco", "csv"])
+@pytest.mark.parametrize("fmt", ["cvat", "labelme", "coco", "csv", "labelanylandmarks"])
 def test_round_trip_is_identity(world: tuple[Path, dict], tmp_path: Path, fmt: str) -> None:
     first = read_annotations(_imported(world, tmp_path))
     exported = tmp_path / f"export_{fmt}"
@@ -176,6 +176,49 @@ def test_csv_faults(world: tuple[Path, dict], tmp_path: Path) -> None:
     _, records = read_annotation_source(csv)
     _, problems = import_annotations(records, out / ANIME_DIR, "csv")
     assert [p.code for p in problems] == ["wrong_count", "nan"]
+
+
+def _lal(points: np.ndarray, **extra: object) -> str:
+    """A LabelAnyLandmarks file as the tool writes it: 1-based keys, SIZE [h, w], IMAGE the stem."""
+    doc: dict[str, object] = {str(i + 1): [float(x), float(y)] for i, (x, y) in enumerate(points)}
+    doc.update(SIZE=[256, 256], IMAGE="anime_000")
+    doc.update(extra)
+    return json.dumps({k: v for k, v in doc.items() if v is not None})
+
+
+def test_labelanylandmarks_files_and_their_faults(world: tuple[Path, dict], tmp_path: Path) -> None:
+    out, truth = world
+    pts = _truth_points(truth)["anime_000"]
+    folder = tmp_path / "lal"
+    folder.mkdir()
+    files = {
+        "anime_000-0.txt": _lal(pts),  # valid: IMAGE is the stem, the importer finds anime_000.png
+        "anime_001-0.txt": _lal(pts, IMAGE="anime_001", SIZE=[300, 256]),
+        "anime_002-0.txt": _lal(pts, IMAGE="anime_002", **{"56": None}),
+        "anime_003-0.txt": _lal(pts, IMAGE="anime_003", **{"57": [1.0, 2.0]}),
+        "anime_003-1.txt": _lal(pts, IMAGE="anime_003", **{"5": ["1", 2]}),
+        "anime_000-1.txt": _lal(pts),  # a second face on one image
+        "notes.txt": "not an annotation file",
+    }
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    fmt, records = read_annotation_source(folder)
+    assert fmt == "labelanylandmarks" and len(records) == 6
+    df, problems = import_annotations(records, out / ANIME_DIR, fmt)
+    assert df["key"].tolist() == ["anime_000"] and np.array_equal(points_array(df)[0], pts)
+    assert sorted((p.name, p.code) for p in problems) == [
+        ("anime_000", "duplicate_image"),
+        ("anime_001", "size_mismatch"),  # SIZE is [height, width]: 300 rows, the file has 256
+        ("anime_002", "missing_index"),
+        ("anime_003", "bad_field"),
+        ("anime_003", "bad_label"),
+    ]
+    assert "55" in next(p.detail for p in problems if p.code == "missing_index")  # key 56 is index 55
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "anime_000-0.txt").write_text('{"1": [1, 2], ')
+    result = _import([str(broken), "--images", str(out / ANIME_DIR), "--out", str(tmp_path / "x.parquet")])
+    assert result.exit_code == 2 and "not valid JSON" in result.output and "Traceback" not in result.output
 
 
 HOSTILE = {

@@ -22,6 +22,7 @@ from pda_data.annotations.validate import REFUSED, Problem, ordered_points, poin
 from pda_data.io.files import atomic_write_bytes, sha256_bytes
 from pda_data.io.images import REASONS as IMAGE_REASONS
 from pda_data.io.images import ImageError, encode_image, load_image, read_image_file
+from pda_data.io.sources import IMAGE_SUFFIXES
 from pda_data.schema import SCHEMA_VERSION, flatten_points, unflatten_points
 
 
@@ -35,7 +36,8 @@ def image_key(name: str) -> str:
 
 def resolve_image(name: str, images: Path) -> tuple[Path | None, str]:
     """The image an annotation names, inside the (resolved) folder ``images``: ``images/name``, else the
-    name itself when absolute, else ``images/<basename>``; symlinks and ``..`` are resolved first.
+    name itself when absolute, else ``images/<basename>``, each also with an image suffix appended when
+    there is no file of that exact name; symlinks and ``..`` are resolved first.
 
     Returns (path, "") or (None, code): ``outside_images`` when the only file named lies outside ``images``
     (it is not read), ``image_missing`` when there is none.
@@ -48,11 +50,14 @@ def resolve_image(name: str, images: Path) -> tuple[Path | None, str]:
         candidates.insert(1, Path(rel))
     outside = False
     for candidate in candidates:
-        path = Path(os.path.realpath(candidate))
-        if os.path.lexists(path):
-            if path.is_relative_to(images):
-                return path, ""
-            outside = True
+        # A name without its suffix (LabelAnyLandmarks' IMAGE) is the image of that name plus a suffix.
+        for named in (candidate, *(Path(f"{candidate}{s}") for s in sorted(IMAGE_SUFFIXES))):
+            path = Path(os.path.realpath(named))
+            if os.path.lexists(path):
+                if path.is_relative_to(images):
+                    return path, ""
+                outside = True
+                break
     return None, "outside_images" if outside else "image_missing"
 
 

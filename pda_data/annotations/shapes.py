@@ -66,6 +66,18 @@ def place_shape(
     return lo + np.asarray(unit_shape) * (hi - lo)
 
 
+def landmark_box(
+    points: np.ndarray, frame: tuple[float, float, float, float] = LBP_BOX_TO_LANDMARKS
+) -> tuple[float, float, float, float]:
+    """The square detection box (x0, y0, x1, y1) that ``points`` (K, 2) imply through ``frame``: the inverse
+    of :func:`place_shape`, its side the mean of the sides that the width and the height give."""
+    pts = np.asarray(points, dtype=np.float64)
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    side = float(np.mean((hi - lo) / [frame[2] - frame[0], frame[3] - frame[1]]))
+    centre = (lo + hi) / 2 - side * (np.array([frame[0] + frame[2], frame[1] + frame[3]]) / 2 - 0.5)
+    x0, y0 = centre - side / 2
+    return float(x0), float(y0), float(x0 + side), float(y0 + side)
+
 
 @functools.cache
 def default_shape(samples: int = 64) -> np.ndarray:

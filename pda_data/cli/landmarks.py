@@ -1,7 +1,9 @@
-"""``pda-data landmarks import|check|render|export|bootstrap``: anime 56-point annotation files.
+"""``pda-data landmarks import|check|render|export|bootstrap|train-predictor``: anime 56-point annotations.
 
-Thin commands over :mod:`pda_data.annotations.table` (validation, the canonical Parquet file) and
-:mod:`pda_data.annotations.formats` (CVAT, labelme, COCO, CSV).
+Thin commands over :mod:`pda_data.annotations.table` (validation, the canonical Parquet file),
+:mod:`pda_data.annotations.formats` (CVAT, labelme, COCO, CSV, LabelAnyLandmarks),
+:mod:`pda_data.annotations.bootstrap`, :mod:`pda_data.annotations.qa` and the predictor
+(:mod:`pda_data.cli.predictor`).
 """
 
 from __future__ import annotations
@@ -12,22 +14,28 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from pda_data.annotations.formats import FORMATS, TOOL_FORMATS
+from pda_data.annotations.formats import FOLDER_FORMATS, FORMATS, TOOL_FORMATS
 from pda_data.cli.options import FAILED, choice, esc, fail, os_error_line
 from pda_data.cli.options import err_console as console
+from pda_data.cli.predictor import PredictorOption, load_or_fail, train_predictor_cmd
 from pda_data.cli.progress import progress_bar
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from pda_data.annotations.predictor.model import LandmarkPredictor
     from pda_data.annotations.validate import Problem
 
 landmarks_app = typer.Typer(
     name="landmarks",
-    help="Import, check, render, export and bootstrap anime 56-point landmark annotations.",
+    help="Import, check, render, export and bootstrap anime 56-point landmark annotations; train a "
+    "predictor.",
     no_args_is_help=True,
 )
 
 FormatChoice = choice("FormatChoice", FORMATS)
 ToolChoice = choice("ToolChoice", TOOL_FORMATS)
+OrderChoice = choice("OrderChoice", ("name", "uncertainty"))  # pda_data.annotations.bootstrap.ORDERS
 
 
 def _problem_table(problems: list[Problem], title: str) -> Table:
@@ -40,13 +48,14 @@ def _problem_table(problems: list[Problem], title: str) -> Table:
     return table
 
 
-def _write_outputs(files: dict[str, str], out: Path, many: bool) -> list[Path]:
-    """Write serialized annotation files: into folder ``out`` when ``many``, else the only one as ``out``."""
+def _write_outputs(files: dict[str, str], out: Path, fmt: str) -> list[Path]:
+    """Write serialized annotation files: into folder ``out`` for a folder format, else the only one as
+    ``out``."""
     from pda_data.io.files import atomic_write_text
 
     written = []
     for rel, text in files.items():
-        target = out / rel if many else out
+        target = out / rel if fmt in FOLDER_FORMATS else out
         atomic_write_text(target, text)
         written.append(target)
     return written
@@ -58,7 +67,7 @@ def import_cmd(
         Path,
         typer.Argument(
             help="Annotation export: a CVAT XML, COCO JSON or CSV file, a labelme JSON, or a folder of "
-            "labelme files."
+            "labelme files or of LabelAnyLandmarks <name>-<k>.txt files."
         ),
     ],
     images: Annotated[Path, typer.Option(help="Folder the image names in the annotations resolve against.")],
@@ -120,9 +129,25 @@ def import_cmd(
 def check_cmd(
     file: Annotated[Path, typer.Argument(help="Canonical annotation file (Parquet).")],
     images: Annotated[bool, typer.Option(help="Also check that each image exists and is unchanged.")] = True,
-    strict: Annotated[bool, typer.Option(help="Exit 1 if any problem is found.")] = False,
+    strict: Annotated[
+        bool, typer.Option(help="Exit 1 if any problem is found (or, with --predictor, any row is flagged).")
+    ] = False,
+    predictor: PredictorOption = None,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            help="With --predictor: flag a row when a group's NME against the prediction exceeds this.",
+            min=0.0,
+        ),
+    ] = 0.1,
+    sheet: Annotated[
+        Path | None, typer.Option(help="With --predictor: write the flagged rows' overlay sheet here (PNG).")
+    ] = None,
 ) -> None:
-    """Re-validate an annotation file; print its problems and per-group landmark statistics."""
+    """Re-validate an annotation file; print its problems and per-group landmark statistics.
+
+    With --predictor, also flag the annotations that disagree with the predictor (annotator QA), worst first.
+    """
     from pda_data.annotations.shapes import group_statistics
     from pda_data.annotations.table import AnnotationError, read_annotations
     from pda_data.annotations.validate import recheck
@@ -131,6 +156,7 @@ def check_cmd(
         df = read_annotations(file)
     except AnnotationError as exc:
         raise fail(str(exc)) from exc
+    model = load_or_fail(predictor) if predictor else None
     problems = recheck(df, verify_images=images)
     if problems:
         console.print(_problem_table(problems, f"{len(problems)} problem(s)"))
@@ -149,9 +175,36 @@ def check_cmd(
             f"{row.centre_std:.3f}",
         )
     console.print(table)
+    flagged = 0 if model is None else _predictor_check(df, model, threshold, sheet)
     console.print(f"{len(problems)} problem(s) in {len(df)} image(s)", highlight=False)
-    if strict and problems:
+    if strict and (problems or flagged):
         raise typer.Exit(FAILED)
+
+
+def _predictor_check(df: pd.DataFrame, model: LandmarkPredictor, threshold: float, sheet: Path | None) -> int:
+    """Print the annotations that disagree with ``model`` worst first, draw their sheet; returns how many."""
+    from pda_data.annotations.qa import disagreements, flagged_sheet
+
+    with progress_bar(console, unit="image") as bar:
+        task = bar.add_task("predict", total=len(df))
+        result, unreadable, predicted = disagreements(
+            df, model, threshold, on_image=lambda: bar.advance(task)
+        )
+    for message in unreadable:
+        console.print(f"[yellow]skipped[/yellow] {esc(message)}", highlight=False)
+    flagged = result[result["flagged"]]
+    table = Table(title=esc(f"{len(flagged)} annotation(s) disagree with the predictor by more than "
+                            f"{threshold:g} inter-ocular distances in a group (worst first)"))
+    for col in ("image", "worst group", "group NME", "all NME"):
+        table.add_column(col, justify="left" if col in ("image", "worst group") else "right")
+    for row in flagged.itertuples(index=False):
+        table.add_row(esc(row.key), row.worst_group, f"{row.worst:.3f}", f"{row.all:.3f}")
+    console.print(table)
+    if sheet is not None and len(flagged):
+        drawn = flagged_sheet(result, df, predicted, sheet)
+        console.print(esc(f"{drawn} flagged annotation(s) drawn (annotation | prediction) -> {sheet}"),
+                      highlight=False)
+    return len(flagged)
 
 
 @landmarks_app.command("render")
@@ -193,7 +246,10 @@ def export_cmd(
     file: Annotated[Path, typer.Argument(help="Canonical annotation file (Parquet).")],
     fmt: Annotated[FormatChoice, typer.Option("--format", help="Format to write.")],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output file (a folder for labelme: one JSON per image).")
+        Path,
+        typer.Option(
+            "--out", "-o", help="Output file (a folder for labelme and labelanylandmarks: a file per image)."
+        ),
     ],
 ) -> None:
     """Write an annotation file in a tool's format; importing it back gives the same points."""
@@ -206,7 +262,7 @@ def export_cmd(
     except AnnotationError as exc:
         raise fail(str(exc)) from exc
     root, records = to_image_annotations(df)
-    written = _write_outputs(render_format(records, fmt.value), out, fmt.value == "labelme")
+    written = _write_outputs(render_format(records, fmt.value), out, fmt.value)
     console.print(
         esc(f"{len(records)} image(s) -> {len(written)} {fmt.value} file(s) at {out}; image names are "
             f"relative to {root} (import with --images {root})"),
@@ -217,7 +273,8 @@ def export_cmd(
 @landmarks_app.command("bootstrap")
 def bootstrap_cmd(
     images: Annotated[Path, typer.Option(help="Folder of anime portraits to pre-annotate.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (cvat) or folder (labelme).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (cvat) or folder (labelme, "
+                                      "labelanylandmarks).")],
     fmt: Annotated[ToolChoice, typer.Option("--format", help="Annotation tool format.")] = ToolChoice.cvat,
     shape: Annotated[
         Path | None,
@@ -225,56 +282,77 @@ def bootstrap_cmd(
             help="Annotation file whose mean shape to place; the built-in default shape when omitted."
         ),
     ] = None,
+    predictor: PredictorOption = None,
+    order: Annotated[
+        OrderChoice,
+        typer.Option(help="Image order in the output and the queue: by name, or most uncertain first "
+                     "(needs --predictor: label those next)."),
+    ] = OrderChoice.name,
+    limit: Annotated[
+        int | None, typer.Option(help="Write only the first LIMIT images of that order.", min=1)
+    ] = None,
+    exclude: Annotated[
+        Path | None, typer.Option(help="Annotation file (Parquet) of the images already labelled: skipped.")
+    ] = None,
     cascade: Annotated[
         Path | None,
         typer.Option(help="Anime-face LBP cascade (default: $PDA_ANIME_CASCADE, the cache, or a download)."),
     ] = None,
 ) -> None:
-    """Pre-annotate: detect each anime face and place a mean 56-point shape in its box, to be corrected."""
-    import numpy as np
+    """Pre-annotate: detect each anime face and place 56 points in its box (mean shape or predictor).
 
-    from pda_data.annotations.formats.records import ImageAnnotation
+    With --predictor the points are the predictor's, each image gets a confidence, and --order uncertainty
+    puts the images it is least sure of first (label those next).
+
+    Writes the labelling queue beside the output (OUT_queue.csv, or queue.csv in an output folder): each image
+    in order with its confidence, then the images the detector missed.
+    """
+    from pda_data.annotations.bootstrap import ordered, pre_annotate, queue_table
     from pda_data.annotations.formats.registry import render_format
+    from pda_data.annotations.ingest import image_key
     from pda_data.annotations.shapes import default_shape, mean_shape, place_shape
     from pda_data.annotations.table import AnnotationError, points_array, read_annotations
-    from pda_data.annotations.validate import Problem
     from pda_data.faces.detectors import make_detector
     from pda_data.faces.models import ModelError
-    from pda_data.io.images import ImageError, load_image
+    from pda_data.io.files import atomic_write_text
     from pda_data.io.sources import IMAGE_SUFFIXES
 
     if not images.is_dir():
         raise fail(f"{images}: --images is not a folder")
+    if order.value == "uncertainty" and predictor is None:
+        raise fail("--order uncertainty needs --predictor")
     try:
         unit = mean_shape(points_array(read_annotations(shape))) if shape else default_shape()
+        done_keys = set(read_annotations(exclude)["key"]) if exclude else set()
         detector = make_detector("anime-lbp", cascade)
     except (AnnotationError, ModelError) as exc:
         raise fail(str(exc)) from exc
+    model = load_or_fail(predictor) if predictor else None
     files = sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    records, skipped = [], []
+    named = [(p.relative_to(images).as_posix(), p) for p in files]
+    named = [(n, p) for n, p in named if image_key(n) not in done_keys]
+    place = model.predict if model is not None else lambda _rgb, box: (place_shape(unit, box), None)
     with progress_bar(console, unit="image") as bar:
-        for path in bar.track(files, description="bootstrap"):
-            name = path.relative_to(images).as_posix()
-            try:
-                rgb = load_image(path)
-            except ImageError as exc:
-                skipped.append(Problem(name, "image_unreadable", exc.reason))
-                continue
-            found = detector.detect(rgb)
-            if not found:
-                skipped.append(Problem(name, "no_face", "the anime-lbp detector found no face"))
-                continue
-            h, w = rgb.shape[:2]
-            placed = np.clip(place_shape(unit, found[0].box), 0, [w - 1, h - 1])
-            records.append(ImageAnnotation(name, placed, width=w, height=h))
-    if skipped:
-        console.print(_problem_table(skipped, f"{len(skipped)} image(s) not pre-annotated"))
-    written = _write_outputs(render_format(records, fmt.value), out, fmt.value == "labelme")
+        done, missed = pre_annotate(bar.track(named, description="bootstrap"), detector, place)
+    done = ordered(done, order.value)[:limit]
+    if missed:
+        console.print(_problem_table(missed, f"{len(missed)} image(s) not pre-annotated"))
+    records = [p.record for p in done]
+    written = _write_outputs(render_format(records, fmt.value), out, fmt.value)
+    queue = out / "queue.csv" if fmt.value in FOLDER_FORMATS else out.with_name(f"{out.stem}_queue.csv")
+    scale = None
+    if model is not None:
+        from pda_data.annotations.predictor.model import confidence as scale
+    atomic_write_text(queue, queue_table(done, missed, scale).to_csv(index=False))
+    skipped = f", {len(files) - len(named)} already annotated" if exclude else ""
     console.print(
-        esc(f"{len(records)} of {len(files)} image(s) pre-annotated -> {len(written)} {fmt.value} file(s) "
-            f"at {out}"),
+        esc(f"{len(records)} of {len(named)} image(s) pre-annotated{skipped} -> {len(written)} {fmt.value} "
+            f"file(s) at {out}; queue {queue}"),
         highlight=False,
     )
+
+
+landmarks_app.command("train-predictor")(train_predictor_cmd)
 
 
 def register(app: typer.Typer) -> None:

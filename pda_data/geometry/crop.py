@@ -46,11 +46,11 @@ def crop_face(
     linear = (size / side) * to_level
     shift = np.full(2, (size - 1) / 2.0) - linear @ centre
     matrix = np.hstack([linear, shift[:, None]])
-    crop = _warp_square(rgb, matrix, size)
+    crop = warp_square(rgb, matrix, size)
     return crop, pts @ linear.T + shift, matrix
 
 
-def _warp_square(rgb: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+def warp_square(rgb: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     """``cv2.warpAffine`` to a size x size square, area-averaging first when it shrinks (no aliasing)."""
     scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
     h, w = rgb.shape[:2]

@@ -3,7 +3,8 @@
 The names themselves (:data:`pda_data.annotations.formats.FORMATS`) live in the package, which imports
 nothing, so ``--help`` builds its ``--format`` choices cheaply. Each format lives in its own module:
 :mod:`~pda_data.annotations.formats.cvat`, :mod:`~pda_data.annotations.formats.labelme`,
-:mod:`~pda_data.annotations.formats.coco`, :mod:`~pda_data.annotations.formats.csv`.
+:mod:`~pda_data.annotations.formats.coco`, :mod:`~pda_data.annotations.formats.csv`,
+:mod:`~pda_data.annotations.formats.labelanylandmarks`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from pda_data.annotations.formats import FORMATS
 from pda_data.annotations.formats.coco import parse_coco, write_coco
 from pda_data.annotations.formats.csv import parse_csv, write_csv
 from pda_data.annotations.formats.cvat import parse_cvat, write_cvat
+from pda_data.annotations.formats.labelanylandmarks import (
+    FILE_PATTERN,
+    labelanylandmarks_filename,
+    parse_labelanylandmarks,
+    write_labelanylandmarks,
+)
 from pda_data.annotations.formats.labelme import labelme_filename, parse_labelme, write_labelme
 from pda_data.annotations.formats.records import AnnotationFormatError, ImageAnnotation, load_json, read_bytes
 
@@ -26,9 +33,22 @@ _SINGLE_FILE: dict[str, tuple[Callable[[bytes, str], list[ImageAnnotation]], Cal
 }
 
 
+def _labelanylandmarks_files(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.rglob("*.txt") if FILE_PATTERN.match(f.name))
+
+
+def _subfolder(file: Path, root: Path) -> str:
+    """The folder of ``file`` relative to ``root``, "" for ``root`` itself."""
+    rel = file.parent.relative_to(root).as_posix()
+    return "" if rel == "." else rel
+
+
 def sniff_format(path: Path) -> str:
-    """Guess the format of a file or folder (a folder is a set of labelme files)."""
+    """Guess the format of a file or folder (a folder of labelme JSON files, or of LabelAnyLandmarks
+    ``<name>-<k>.txt`` files when it holds those and no JSON)."""
     if path.is_dir():
+        if _labelanylandmarks_files(path) and not any(path.rglob("*.json")):
+            return "labelanylandmarks"
         return "labelme"
     suffix = path.suffix.lower()
     if suffix == ".xml":
@@ -42,7 +62,7 @@ def sniff_format(path: Path) -> str:
         if isinstance(doc, dict) and "annotations" in doc:
             return "coco"
     raise AnnotationFormatError(
-        path, "cannot tell the annotation format; pass --format cvat|labelme|coco|csv"
+        path, f"cannot tell the annotation format; pass --format {'|'.join(FORMATS)}"
     )
 
 
@@ -55,20 +75,30 @@ def read_annotation_source(path: str | Path, fmt: str | None = None) -> tuple[st
     if fmt not in FORMATS:
         raise AnnotationFormatError(p, f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if p.is_dir():
+        if fmt == "labelanylandmarks":
+            return fmt, [
+                parse_labelanylandmarks(read_bytes(f), str(f), _subfolder(f, p))
+                for f in _labelanylandmarks_files(p)
+            ]
         if fmt != "labelme":
-            raise AnnotationFormatError(p, f"a folder holds per-image labelme files, not {fmt}")
+            raise AnnotationFormatError(p, f"a folder holds labelme or labelanylandmarks files, not {fmt}")
         return fmt, [parse_labelme(read_bytes(f), str(f)) for f in sorted(p.rglob("*.json"))]
     data = read_bytes(p)
     if fmt == "labelme":
         return fmt, [parse_labelme(data, str(p))]
+    if fmt == "labelanylandmarks":
+        return fmt, [parse_labelanylandmarks(data, str(p))]
     parse, _, _ = _SINGLE_FILE[fmt]
     return fmt, parse(data, str(p))
 
 
 def render_format(annotations: list[ImageAnnotation], fmt: str) -> dict[str, str]:
-    """Serialize records: {relative file name: text}; one file, or one per image for labelme."""
+    """Serialize records: {relative file name: text}; one file, or one per image for labelme and
+    LabelAnyLandmarks."""
     if fmt == "labelme":
         return {labelme_filename(a.name): write_labelme(a) for a in annotations}
+    if fmt == "labelanylandmarks":
+        return {labelanylandmarks_filename(a.name): write_labelanylandmarks(a) for a in annotations}
     if fmt not in _SINGLE_FILE:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     _, write, name = _SINGLE_FILE[fmt]
