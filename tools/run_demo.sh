@@ -34,7 +34,8 @@ pda-data pack --out "$OUT/shards" --cosers "$OUT/cosers" --humans "$OUT/humans" 
   --structure "$OUT/structure" --highlights "$OUT/highlights" --shard-size 32 --test-fraction 0.25
 pda-data verify "$OUT/shards" --deep
 step "6/8 train: auxiliary networks, then stages 1, 2 and 3 (tiny preset)"
-pda-train run --manifest manifests/demo.yaml --shards "$OUT/shards" --out "$OUT/run" --device cpu --threads 2
+# One torch thread: the tiny networks gain little from a second one and lose badly when the other core is busy.
+pda-train run --manifest manifests/demo.yaml --shards "$OUT/shards" --out "$OUT/run" --device cpu --threads 1
 step "7/8 translate"
 pda-train translate "$OUT/world/humans" --model "$OUT/run/final.safetensors" --out "$OUT/translated" \
   --paste-back --device cpu
