@@ -26,6 +26,18 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["TERMINAL_WIDTH"] = TERMINAL_COLUMNS
 
 
+@pytest.fixture(scope="module")
+def one_thread() -> Any:
+    """One torch thread for a module's tests: on a shared 2-core machine, thread pools fighting other
+    processes make training crawl. The previous count is restored after the module."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():

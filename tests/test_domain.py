@@ -6,13 +6,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from pda_data.annotations.anime_draw import draw_anime_face
 from pda_data.demo.faces import human_portrait
 from pda_train.inference.domain import anime_probabilities, anime_share, train_domain_classifier
 
 SIZE = 64
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _small(image: np.ndarray) -> np.ndarray:
@@ -29,7 +29,6 @@ def domains() -> dict[str, list[np.ndarray]]:
 
 
 def test_classifier_separates_unseen_faces(domains: dict[str, list[np.ndarray]]) -> None:
-    torch.set_num_threads(1)
     clf = train_domain_classifier(domains["anime"], domains["human"], SIZE, seed=0, steps=120)
     assert clf.counts == {"anime_train": 10, "anime_heldout": 4, "human_train": 10, "human_heldout": 4}
     assert clf.heldout_accuracy >= 0.875  # at most one of the 8 held-out images wrong
@@ -40,7 +39,6 @@ def test_classifier_separates_unseen_faces(domains: dict[str, list[np.ndarray]])
 
 
 def test_classifier_is_seeded(domains: dict[str, list[np.ndarray]]) -> None:
-    torch.set_num_threads(1)
     a = train_domain_classifier(domains["anime"], domains["human"], SIZE, seed=3, steps=5)
     b = train_domain_classifier(domains["anime"], domains["human"], SIZE, seed=3, steps=5)
     images = domains["anime_new"] + domains["human_new"]

@@ -304,7 +304,7 @@ def test_phases_follow_the_step() -> None:
 
 
 @pytest.fixture
-def one_thread() -> Any:
+def restore_threads() -> Any:
     """One torch thread (``run --threads 1`` sets it process-wide): restored for the tests after this one."""
     threads = torch.get_num_threads()
     yield
@@ -312,7 +312,7 @@ def one_thread() -> Any:
 
 
 def test_saved_manifest_restarts_the_same_experiment(
-    tmp_path: Path, samples_dir: Path, one_thread: Any
+    tmp_path: Path, samples_dir: Path, restore_threads: Any
 ) -> None:
     """`pda-train run --manifest RUN/experiment.yaml --out RUN2` logs the losses RUN logged, step for step."""
     size = 64  # the tiny preset's resolution

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from pda_data.annotations.anime_draw import draw_anime_face
@@ -33,14 +32,6 @@ def _invoke(*args: object) -> object:
 def _truth(truth: dict) -> dict[str, np.ndarray]:
     return {Path(a["file"]).name: unflatten_points(a["points"]) for a in truth["anime"]}
 
-
-@pytest.fixture(scope="module")
-def one_thread() -> object:
-    """One torch thread: on a shared 2-core machine, two threads fighting other processes crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -55,13 +55,7 @@ PDA_TRAIN = [sys.executable, "-c", "from pda_train.cli import main; main()"]
 SIZE = 64  # the tiny preset's resolution: the world is written at it, so decoding stays cheap
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    """One torch thread: on a shared 2-core machine, oversubscribed thread pools make training crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
