@@ -5,6 +5,9 @@ set -euo pipefail
 OUT=${1:-demo_out}
 BIN=${BIN:-$(dirname "$0")/../.venv/bin}
 export PATH="$BIN:$PATH"
+# One thread per math library: every model here is tiny, and on 2 cores a second OpenMP thread mostly spins
+# (and crawls when the other core is busy).
+export OMP_NUM_THREADS=1
 mkdir -p "$OUT"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -26,7 +29,7 @@ step "3/8 anime landmarks"
 pda-data landmarks import "$OUT/world/anime_annotations.xml" --images "$OUT/world/anime" --out "$OUT/anime.parquet"
 step "4/8 synthesized classifier data"
 pda-data synth-structure --anime "$OUT/anime.parquet" --out "$OUT/structure" --n 64
-pda-data synth-highlights --humans "$OUT/humans" --anime "$OUT/anime.parquet" --out "$OUT/highlights" --n 64
+pda-data synth-highlights --humans "$OUT/humans" --anime "$OUT/anime.parquet" --out "$OUT/highlights" --n 48
 pda-data synth-aug --humans "$OUT/humans" --cosers "$OUT/cosers" --out "$OUT/aug" --n 16
 step "5/8 pack shards"
 # A quarter of every role is held out (by key hash): about 8 test humans the model never trains on.
