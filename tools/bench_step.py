@@ -41,8 +41,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -58,8 +57,7 @@ from pda_train.training.runtime import Runtime, autocast, init_runtime, maybe_co
 OURS = f"{steps.gan_step.__module__}.{steps.gan_step.__qualname__}"  # what make_pda_step times
 
 
-@dataclass
-class Bench:
+class Bench(NamedTuple):
     """A step closure and what its peak-memory measurement counts as alive before it (weights, optimizer
     state, inputs)."""
 
