@@ -325,7 +325,7 @@ def test_describe_command_prints_every_network():
     app = typer.Typer()
     app.callback()(lambda: None)
     describe_cli.register(app)
-    result = CliRunner().invoke(app, ["describe", "--preset", "tiny"], terminal_width=160)
+    result = CliRunner().invoke(app, ["describe", "--preset", "tiny", "--no-measure"], terminal_width=160)
     assert result.exit_code == 0, result.output
     for name in ("ldn_g_pa", "psn_d_p", "structure_detector", "highlight_classifier", "total"):
         assert name in result.output

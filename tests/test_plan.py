@@ -137,7 +137,9 @@ def test_bench_step_times_the_trainers_gan_step(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(steps, "gan_step", counted)
     bench.main(["--sizes", "128", "--steps", "1", "--warmup", "1", "--blocks", "1", "--channels", "4"])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert calls == ["joint", "joint"]  # one warm-up and one timed step, each the trainer's own step
+    # One warm-up, one timed and one peak-memory step, each the trainer's own step.
+    assert calls == ["joint", "joint", "joint"]
+    assert 0 < result["peak_mem_gb_128"] < 1 and result["baseline_peak_mem_gb_128"] > 0
     assert result["ours"] == "pda_train.training.steps.gan_step"
     for key in ("ratio_128", "ours_s_128", "ugatit_s_128", "seconds_128", "baseline_seconds_128"):
         assert result[key] > 0

@@ -443,8 +443,10 @@ def test_runtime_guards() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA device"):
             select_device("cuda")
-    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
-        init_runtime("cpu", "fp16")
+    with pytest.raises(ValueError, match="unknown amp mode"):
+        init_runtime("cpu", "fp8")
+    with pytest.raises(ValueError, match="unknown compile backend 'nope'"):
+        init_runtime("cpu", compile=True, compile_backend="nope")
     check_finite({"a": torch.tensor(1.0)}, "here")
     with pytest.raises(NonFiniteLossError, match=r"here: non-finite loss \(b=inf\)"):
         check_finite({"a": torch.tensor(1.0), "b": torch.tensor(float("inf"))}, "here")

@@ -27,8 +27,11 @@ torch's default threads. Both clocks are always reported.
 The last line of stdout is one JSON object: ``ours`` (the timed step function), ``ours_s_<size>`` and
 ``ugatit_s_<size>`` (also as ``seconds_<size>`` and ``baseline_seconds_<size>``) and ``ratio_<size>`` =
 ours / baseline on the chosen clock, ``wall_seconds_<size>`` /
-``baseline_wall_seconds_<size>`` and ``cpu_seconds_<size>`` / ``baseline_cpu_seconds_<size>``, plus the
-settings used.
+``baseline_wall_seconds_<size>`` and ``cpu_seconds_<size>`` / ``baseline_cpu_seconds_<size>``,
+``peak_mem_gb_<size>`` / ``baseline_peak_mem_gb_<size>`` (peak memory of one more, untimed step, in GiB
+of 2**30 bytes: ``torch.cuda.max_memory_allocated`` on CUDA, peak live tensor bytes on the CPU, see
+:mod:`pda_train.training.memory`), plus the settings used. ``--compile``, ``--checkpoint-blocks`` and
+``--amp`` apply to both models.
 """
 
 from __future__ import annotations
@@ -38,59 +41,40 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from pda_data.shards.index import ROLE_SCHEMA
-from pda_train.config import LossWeights, ModelConfig, Schedule
+from pda_train.config import ModelConfig, Schedule
 from pda_train.losses import cam_loss, l1_loss, lsgan_discriminator_loss, lsgan_generator_loss
-from pda_train.nets import PDANetworks, build_networks, psn_generator
+from pda_train.nets import psn_generator
 from pda_train.nets.psn import StylizationDiscriminator
 from pda_train.training import steps
-from pda_train.training.runtime import Runtime, autocast, init_runtime, make_grad_scaler, prepare_module
+from pda_train.training.memory import GIB, adam, joint_step, peak_bytes, state_tensors, synthetic_stage_batch
+from pda_train.training.runtime import Runtime, autocast, init_runtime, maybe_compile, prepare_module
 
-Step = Callable[[], None]
 OURS = f"{steps.gan_step.__module__}.{steps.gan_step.__qualname__}"  # what make_pda_step times
 
 
-def _adam(params: list[nn.Parameter], lr: float, rt: Runtime, schedule: Schedule) -> torch.optim.Adam:
-    kind = {"fused": True} if rt.device.type == "cuda" else {"foreach": True}
-    return torch.optim.Adam(params, lr=lr, betas=schedule.betas, weight_decay=schedule.weight_decay, **kind)
+class Bench(NamedTuple):
+    """A step closure and what its peak-memory measurement counts as alive before it (weights, optimizer
+    state, inputs)."""
+
+    step: Callable[[], None]
+    state: Callable[[], list[Tensor]]
 
 
-def _face_points(batch: int, n_points: int, contour: tuple[int, ...], gen: torch.Generator) -> Tensor:
-    """Plausible normalized landmarks: contour on a lower ellipse, other points inside the face."""
-    pts = (torch.rand(batch, n_points, 2, generator=gen) - 0.5) * 0.7
-    angles = torch.linspace(torch.pi, 0, len(contour))
-    pts[:, list(contour), 0] = 0.6 * torch.cos(angles)
-    pts[:, list(contour), 1] = 0.1 + 0.6 * torch.sin(angles)
-    return pts
-
-
-def make_pda_step(cfg: ModelConfig, batch: dict[str, Any], rt: Runtime) -> Step:
-    """A closure running the trainer's :func:`~pda_train.training.steps.gan_step` (joint phase) on ``batch``.
+def make_pda_step(cfg: ModelConfig, batch: dict[str, Any], rt: Runtime) -> Bench:
+    """The trainer's :func:`~pda_train.training.steps.gan_step` (joint phase) on ``batch``.
 
     The optimizers are the trainer's (one Adam per parameter group at the stage-2 start rates), with the
-    same Adam implementation as the reference step.
+    same Adam implementation as the reference step (:func:`pda_train.training.memory.joint_step`).
     """
-    weights, schedule = LossWeights(), Schedule()
-    nets: PDANetworks = prepare_module(build_networks(cfg), rt)
-    nets.freeze_auxiliary()
-    nets.train()
-    lr_ldn, lr_psn = schedule.learning_rates(2, 0)
-    optimizers = {
-        name: _adam(params, lr_ldn if name.startswith("ldn") else lr_psn, rt, schedule)
-        for name, params in nets.parameter_groups().items()
-        if params
-    }
-    scaler = make_grad_scaler(rt)
-
-    def step() -> None:
-        steps.gan_step(nets, batch, optimizers, scaler, rt, weights, "joint", where="bench")
-
-    return step
+    js = joint_step(cfg, rt, fused=rt.device.type == "cuda")
+    maybe_compile([m for name, m in js.nets.named_networks() if name.startswith(("ldn_", "psn_"))], rt)
+    inputs = [v for v in batch.values() if isinstance(v, Tensor)]
+    return Bench(lambda: js.run(batch), lambda: state_tensors(js.nets, js.optimizers.values()) + inputs)
 
 
 class UGATIT(nn.Module):
@@ -116,13 +100,15 @@ def _adversarial_g(d: nn.Module, fake: Tensor) -> Tensor:
     return lsgan_generator_loss(patch) + lsgan_generator_loss(cam)
 
 
-def make_ugatit_step(cfg: ModelConfig, batch: dict[str, Tensor], rt: Runtime) -> Step:
-    """A closure running one plain U-GAT-IT step (A = portrait, B = anime) with its default weights."""
+def make_ugatit_step(cfg: ModelConfig, batch: dict[str, Any], rt: Runtime) -> Bench:
+    """One plain U-GAT-IT step (A = portrait, B = anime) with its default weights."""
     schedule = Schedule()
     m = prepare_module(UGATIT(cfg), rt)
-    g_opt = _adam([*m.gen_ab.parameters(), *m.gen_ba.parameters()], schedule.lr_psn, rt, schedule)
+    fused = rt.device.type == "cuda"
+    maybe_compile([m.gen_ab, m.gen_ba, m.dis_ga, m.dis_gb, m.dis_la, m.dis_lb], rt)
+    g_opt = adam([*m.gen_ab.parameters(), *m.gen_ba.parameters()], schedule.lr_psn, schedule, fused)
     d_params = [p for d in (m.dis_ga, m.dis_gb, m.dis_la, m.dis_lb) for p in d.parameters()]
-    d_opt = _adam(d_params, schedule.lr_psn, rt, schedule)
+    d_opt = adam(d_params, schedule.lr_psn, schedule, fused)
     real_a, real_b = batch["portrait"], batch["anime"]
 
     def step() -> None:
@@ -155,10 +141,10 @@ def make_ugatit_step(cfg: ModelConfig, batch: dict[str, Tensor], rt: Runtime) ->
         m.gen_ab.clip_rho()
         m.gen_ba.clip_rho()
 
-    return step
+    return Bench(step, lambda: state_tensors(m, (g_opt, d_opt)) + [real_a, real_b])
 
 
-def _timed(step: Step, rt: Runtime) -> tuple[float, float]:
+def _timed(step: Callable[[], None], rt: Runtime) -> tuple[float, float]:
     """(wall seconds, process CPU seconds) of one step."""
     if rt.device.type == "cuda":
         torch.cuda.synchronize(rt.device)
@@ -181,37 +167,28 @@ def bench_size(size: int, args: argparse.Namespace, rt: Runtime) -> dict[str, fl
         detector_channels=max(channels // 2, 4),
         classifier_channels=max(channels // 2, 4),
     )
-    gen = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed)
-    b = args.batch
-    portrait_schema, anime_schema = ROLE_SCHEMA["coser"], ROLE_SCHEMA["anime"]
-    tensors = {
-        "portrait": torch.rand(b, 3, size, size, generator=gen) * 2 - 1,
-        "anime": torch.rand(b, 3, size, size, generator=gen) * 2 - 1,
-        "portrait_landmarks": _face_points(b, portrait_schema.n_points, portrait_schema.contour, gen),
-        "anime_landmarks": _face_points(b, anime_schema.n_points, anime_schema.contour, gen),
-    }
-    tensors = {k: v.to(rt.device) for k, v in tensors.items()}
-    if rt.channels_last:
-        tensors = {
-            k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
-            for k, v in tensors.items()
-        }
     # The stage stream's batch layout (pda_data.stream.loaders.stage_loader), already on the device.
-    batch: dict[str, Any] = {**tensors, "portrait_domain": ["coser"] * b}
-    ours, baseline = make_pda_step(cfg, batch, rt), make_ugatit_step(cfg, tensors, rt)
+    batch = synthetic_stage_batch(size, args.batch, rt, args.seed)
+    ours, baseline = make_pda_step(cfg, batch, rt), make_ugatit_step(cfg, batch, rt)
     for _ in range(args.warmup):
-        ours()
-        baseline()
+        ours.step()
+        baseline.step()
     ours_t, base_t = [], []
     for _ in range(args.steps):
-        ours_t.append(_timed(ours, rt))
-        base_t.append(_timed(baseline, rt))
+        ours_t.append(_timed(ours.step, rt))
+        base_t.append(_timed(baseline.step, rt))
+    # Peak memory in one more step each, untimed: the CPU tracker slows every operator down.
+    peaks = {
+        f"{prefix}peak_mem_gb_{size}": peak_bytes(bench.step, rt.device, bench.state()) / GIB
+        for prefix, bench in (("", ours), ("baseline_", baseline))
+    }
     return {
         f"wall_seconds_{size}": statistics.median(t[0] for t in ours_t),
         f"baseline_wall_seconds_{size}": statistics.median(t[0] for t in base_t),
         f"cpu_seconds_{size}": statistics.median(t[1] for t in ours_t),
         f"baseline_cpu_seconds_{size}": statistics.median(t[1] for t in base_t),
+        **peaks,
     }
 
 
@@ -232,9 +209,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument(
         "--amp",
-        choices=["auto", "off", "bf16"],
+        choices=["auto", "off", "bf16", "fp16"],
         default="auto",
         help="autocast; auto = bf16 on CUDA, off on CPU",
+    )
+    parser.add_argument("--compile", action="store_true", help="torch.compile both models' networks")
+    parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend")
+    parser.add_argument(
+        "--checkpoint-blocks", action="store_true", help="activation checkpointing of the PSN blocks (both)"
     )
     parser.add_argument(
         "--threads", type=int, default=-1, help="torch CPU threads; 0 = torch's default; default 1 on CPU"
@@ -253,7 +235,14 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(threads)
     clock = ("cpu" if probe.device.type == "cpu" else "wall") if args.clock == "auto" else args.clock
     amp = ("bf16" if probe.device.type == "cuda" else "off") if args.amp == "auto" else args.amp
-    rt = init_runtime(args.device, amp=amp, channels_last=True)
+    rt = init_runtime(
+        args.device,
+        amp=amp,
+        channels_last=probe.device.type == "cuda",
+        compile=args.compile,
+        compile_backend=args.compile_backend,
+        checkpoint_blocks=args.checkpoint_blocks,
+    )
     if rt.device.type == "cpu":
         torch.set_flush_denormal(True)
     result: dict[str, object] = {
@@ -264,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
         "batch": args.batch,
         "amp": rt.amp,
         "channels_last": rt.channels_last,
+        "compile": rt.compile_backend if rt.compile else "off",
+        "checkpoint_blocks": rt.checkpoint_blocks,
         "steps": args.steps,
         "clock": clock,
         "ours": OURS,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole PDA chain on the embedded demo world: `make demo` runs this.
-# Usage: tools/run_demo.sh OUT   (the venv's bin must be on PATH, or set BIN)
+# Usage: tools/run_demo.sh OUT   (the venv's bin must be on PATH, or set BIN; STOP_AFTER=pack stops there)
 set -euo pipefail
 OUT=${1:-demo_out}
 BIN=${BIN:-$(dirname "$0")/../.venv/bin}
@@ -36,6 +36,7 @@ step "5/8 pack shards"
 pda-data pack --out "$OUT/shards" --cosers "$OUT/cosers" --humans "$OUT/humans" --anime "$OUT/anime.parquet" \
   --structure "$OUT/structure" --highlights "$OUT/highlights" --shard-size 32 --test-fraction 0.25
 pda-data verify "$OUT/shards" --deep
+if [ "${STOP_AFTER:-}" = pack ]; then exit 0; fi  # tools/fetch_gpu_wheels.sh wants the shards only
 step "6/8 train: auxiliary networks, then stages 1, 2 and 3 (tiny preset)"
 # One torch thread: the tiny networks gain little from a second one and lose badly when the other core is busy.
 pda-train run --manifest manifests/demo.yaml --shards "$OUT/shards" --out "$OUT/run" --device cpu --threads 1

@@ -87,7 +87,7 @@ def run(
     ] = False,
     device: DeviceOption = DeviceChoice.auto,
     amp: Annotated[
-        AmpChoice, typer.Option("--amp", help="Mixed precision: bf16, fp16 (CUDA, with loss scaling) or off.")
+        AmpChoice, typer.Option("--amp", help="Mixed precision: bf16, fp16 (with loss scaling) or off.")
     ] = AmpChoice.off,
     max_steps: Annotated[
         int | None,
@@ -96,10 +96,20 @@ def run(
         ),
     ] = None,
     compile_: Annotated[
-        bool, typer.Option("--compile", help="torch.compile the generators (GPU runs).")
+        bool, typer.Option("--compile", help="torch.compile the LDN and PSN networks (slow to start).")
     ] = False,
+    compile_backend: Annotated[
+        str, typer.Option("--compile-backend", help="torch.compile backend: inductor, aot_eager, eager.")
+    ] = "inductor",
     channels_last: Annotated[
-        bool, typer.Option("--channels-last", help="channels_last memory format (CUDA only).")
+        bool, typer.Option("--channels-last", help="channels_last memory format (fastest on CUDA).")
+    ] = False,
+    checkpoint_blocks: Annotated[
+        bool,
+        typer.Option(
+            "--checkpoint-blocks",
+            help="Activation checkpointing of the PSN residual blocks: less memory, about 1/3 more time.",
+        ),
     ] = False,
     threads: Annotated[
         int, typer.Option("--threads", min=0, help="CPU threads per process for torch (0 = torch's default).")
@@ -123,7 +133,13 @@ def run(
         if shards is not None:
             exp = dataclasses.replace(exp, data=dataclasses.replace(exp.data, shards=str(shards.resolve())))
         rt = init_runtime(
-            device.value, amp.value, channels_last=channels_last, compile=compile_, threads=threads
+            device.value,
+            amp.value,
+            channels_last=channels_last,
+            compile=compile_,
+            threads=threads,
+            compile_backend=compile_backend,
+            checkpoint_blocks=checkpoint_blocks,
         )
     except (ExperimentError, ValueError, RuntimeError) as exc:
         raise fail(str(exc)) from None

@@ -13,11 +13,16 @@ def _instance_and_layer_norm(x: Tensor, eps: float) -> tuple[Tensor, Tensor]:
     """x normalised per (sample, channel) and per sample, the two statistics that ILN mixes.
 
     Variances are unbiased (1/(N-1)), as ``torch.var`` gives them in the reference U-GAT-IT code; the
-    residual blocks' ``nn.InstanceNorm2d`` keeps PyTorch's biased one there and here alike.
+    residual blocks' ``nn.InstanceNorm2d`` keeps PyTorch's biased one there and here alike. Statistics and
+    normalisation run in float32 whatever ``x``'s dtype: under fp16 autocast the sums of squares overflow
+    (and NaN) otherwise. Both results come back in ``x``'s dtype.
     """
-    in_var, in_mean = torch.var_mean(x, dim=(2, 3), keepdim=True)
-    ln_var, ln_mean = torch.var_mean(x, dim=(1, 2, 3), keepdim=True)
-    return (x - in_mean) * torch.rsqrt(in_var + eps), (x - ln_mean) * torch.rsqrt(ln_var + eps)
+    xf = x.float()
+    in_var, in_mean = torch.var_mean(xf, dim=(2, 3), keepdim=True)
+    ln_var, ln_mean = torch.var_mean(xf, dim=(1, 2, 3), keepdim=True)
+    x_in = (xf - in_mean) * torch.rsqrt(in_var + eps)
+    x_ln = (xf - ln_mean) * torch.rsqrt(ln_var + eps)
+    return x_in.to(x.dtype), x_ln.to(x.dtype)
 
 
 class ILN(nn.Module):

@@ -11,8 +11,10 @@ the unbiased variance ``torch.var`` gives, and the discriminator's CAM re-weight
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
+from torch.utils.checkpoint import checkpoint
 
 from pda_train.nets.layers import ILN, AdaILN, ClassActivation
 
@@ -105,6 +107,14 @@ class StylizationGenerator(nn.Module):
             ]
         upsampler += [nn.ReflectionPad2d(3), nn.Conv2d(channels, in_channels, 7, bias=False), nn.Tanh()]
         self.upsampler = nn.Sequential(*upsampler)
+        # Activation checkpointing of the residual blocks (set_block_checkpointing): a training pass keeps
+        # only each block's input and recomputes its inside during backward.
+        self.checkpoint_blocks = False
+
+    def _block(self, block: nn.Module, *args: Tensor) -> Tensor:
+        if self.checkpoint_blocks and torch.is_grad_enabled():
+            return checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
 
     def attention(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Encoder and CAM only: (attention features, CAM logits, heatmap).
@@ -112,7 +122,9 @@ class StylizationGenerator(nn.Module):
         The CAM loss needs only the logits of the other domain's images, so that pass can skip the
         decoder, about half of the generator's work.
         """
-        return self.cam(self.encoder(x))
+        for layer in self.encoder:
+            x = self._block(layer, x) if isinstance(layer, ResnetBlock) else layer(x)
+        return self.cam(x)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         features, cam_logits, heatmap = self.attention(x)
@@ -120,7 +132,7 @@ class StylizationGenerator(nn.Module):
         style = self.style_mlp(pooled)
         gamma, beta = self.gamma(style), self.beta(style)
         for block in self.decoder_blocks:
-            features = block(features, gamma, beta)
+            features = self._block(block, features, gamma, beta)
         return self.upsampler(features), cam_logits, heatmap
 
     def clip_rho(self) -> None:
@@ -166,3 +178,15 @@ class StylizationDiscriminator(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         features, cam_logits, heatmap = self.cam(self.body(x))
         return self.classifier(features), cam_logits, heatmap
+
+
+def set_block_checkpointing(module: nn.Module, enabled: bool) -> int:
+    """Turn activation checkpointing of the residual blocks of every PSN generator in ``module`` on or off.
+
+    Trades one recomputation of the blocks' forward in backward for their activations (the 64x64x256
+    feature maps at 256 px, most of a generator's training memory). Returns the generators changed.
+    """
+    generators = [m for m in module.modules() if isinstance(m, StylizationGenerator)]
+    for generator in generators:
+        generator.checkpoint_blocks = enabled
+    return len(generators)

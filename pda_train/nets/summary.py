@@ -21,12 +21,14 @@ from pda_train.nets.layers import count_parameters
 
 @dataclass(frozen=True)
 class NetworkSummary:
-    """One network's size and its share of a training step (``calls``: forward passes, full or partial)."""
+    """One network's size and its share of a training step (``calls``: forward passes, full or partial;
+    ``trainable``: the parameters the end-to-end step updates, none for the frozen auxiliary networks)."""
 
     name: str
     parameters: int
     calls: int
     activation_bytes: int
+    trainable: int = 0
 
 
 def _tensor_bytes(value: object) -> int:
@@ -95,6 +97,12 @@ def summarize(preset: Preset, batch_size: int | None = None) -> list[NetworkSumm
         for handle in handles:
             handle.remove()
     return [
-        NetworkSummary(name, count_parameters(network), calls[name], activations[name])
+        NetworkSummary(
+            name,
+            count_parameters(network),
+            calls[name],
+            activations[name],
+            sum(p.numel() for p in network.parameters() if p.requires_grad),
+        )
         for name, network in nets.named_networks()
     ]

@@ -23,6 +23,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from pda_train.nets.psn import set_block_checkpointing
+
 AmpMode = Literal["off", "bf16", "fp16"]
 DeviceName = Literal["auto", "cpu", "cuda"]
 
@@ -42,6 +44,8 @@ class Runtime:
     local_rank: int = 0
     channels_last: bool = False
     compile: bool = False
+    compile_backend: str = "inductor"
+    checkpoint_blocks: bool = False
 
     @property
     def distributed(self) -> bool:
@@ -74,27 +78,46 @@ def init_runtime(
     channels_last: bool = False,
     compile: bool = False,
     threads: int = 0,
+    *,
+    compile_backend: str = "inductor",
+    checkpoint_blocks: bool = False,
 ) -> Runtime:
     """Resolve the device and, under ``torchrun`` (``WORLD_SIZE`` > 1), join the process group.
 
     ``threads`` > 0 caps torch's intra-op CPU threads; on a busy or shared CPU one thread per process is
-    often several times faster than oversubscribed thread pools.
+    often several times faster than oversubscribed thread pools. Every setting works on the CPU too
+    (bf16 and fp16 autocast, the fp16 grad scaler, channels_last, ``torch.compile``), so the GPU code paths
+    are tested without a GPU.
     """
     if threads > 0:
         torch.set_num_threads(threads)
     if amp not in ("off", "bf16", "fp16"):
         raise ValueError(f"unknown amp mode {amp!r} (choose off, bf16 or fp16)")
+    if compile:
+        from torch import _dynamo  # only compiled runs pay for it
+
+        known = _dynamo.list_backends(exclude_tags=())
+        if compile_backend not in known:
+            raise ValueError(f"unknown compile backend {compile_backend!r} (choose from {', '.join(known)})")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = select_device(device, local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    if amp == "fp16" and dev.type == "cpu":
-        raise ValueError("--amp fp16 needs a CUDA device; use bf16 or off on CPU")
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return Runtime(dev, amp, rank, world, local_rank, channels_last and dev.type == "cuda", compile)
+    return Runtime(
+        dev,
+        amp,
+        rank,
+        world,
+        local_rank,
+        channels_last,
+        compile,
+        compile_backend=compile_backend,
+        checkpoint_blocks=checkpoint_blocks,
+    )
 
 
 def shutdown(rt: Runtime) -> None:
@@ -116,8 +139,10 @@ def make_grad_scaler(rt: Runtime) -> torch.amp.GradScaler:
 
 
 def prepare_module(module: nn.Module, rt: Runtime) -> nn.Module:
-    """Move to the device, apply channels_last, and make every rank start from rank 0's weights."""
+    """Move to the device, apply channels_last and block checkpointing, start every rank from rank 0's
+    weights."""
     module = module.to(rt.device)
+    set_block_checkpointing(module, rt.checkpoint_blocks)
     if rt.channels_last:
         module = module.to(memory_format=torch.channels_last)
     if rt.distributed:
@@ -129,7 +154,7 @@ def maybe_compile(modules: Iterable[nn.Module], rt: Runtime) -> None:
     """Compile each module's forward in place (``nn.Module.compile``) when requested; state dict keys stay."""
     if rt.compile:
         for module in modules:
-            module.compile()
+            module.compile(backend=rt.compile_backend)
 
 
 def broadcast_module(module: nn.Module, src: int = 0) -> None:
