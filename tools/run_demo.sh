@@ -32,7 +32,7 @@ pda-data synth-structure --anime "$OUT/anime.parquet" --out "$OUT/structure" --n
 pda-data synth-highlights --humans "$OUT/humans" --anime "$OUT/anime.parquet" --out "$OUT/highlights" --n 48
 pda-data synth-aug --humans "$OUT/humans" --cosers "$OUT/cosers" --out "$OUT/aug" --n 16
 step "5/8 pack shards"
-# A quarter of every role is held out (by key hash): about 8 test humans the model never trains on.
+# A quarter of every role is held out (by key hash): about ten test humans the model never trains on.
 pda-data pack --out "$OUT/shards" --cosers "$OUT/cosers" --humans "$OUT/humans" --anime "$OUT/anime.parquet" \
   --structure "$OUT/structure" --highlights "$OUT/highlights" --shard-size 32 --test-fraction 0.25
 pda-data verify "$OUT/shards" --deep

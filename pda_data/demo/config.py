@@ -8,7 +8,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class DemoConfig:
     """Sizes of the demo world. The defaults are what ``make demo`` trains on: enough human portraits for a
-    test split of 8 or so at ``pack --test-fraction 0.25``, and anime portraits for both of its splits."""
+    test split of about ten at ``pack --test-fraction 0.25`` (by key hash), and anime for both splits."""
 
     seed: int = 0
     n_cosers: int = 12

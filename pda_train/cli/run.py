@@ -108,7 +108,7 @@ def run(
         bool,
         typer.Option(
             "--checkpoint-blocks",
-            help="Activation checkpointing of the PSN residual blocks: less memory, about 1/3 more time.",
+            help="Activation checkpointing of the PSN residual blocks: less memory, two forward passes.",
         ),
     ] = False,
     threads: Annotated[
