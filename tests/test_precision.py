@@ -28,12 +28,23 @@ SMALL = dataclasses.replace(TINY, image_size=32)  # the smallest size the tiny n
 RTOL, ATOL = 5e-2, 2e-2
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _coser_run(shards: Path, steps: int) -> Any:
+    """A stage-1-only coser experiment at 32 px: ``steps`` joint steps, no aux training, no samples."""
+    return experiment_from_dict(
+        _manifest(
+            shards,
+            plan="coser",
+            model={"image_size": 32},
+            aux={"detector_steps": 0, "classifier_steps": 0},
+            schedule={"iterations": [steps, 0, 0], "batch_size": 2},
+            stage1={"ldn_only": 0, "psn_only": 0},
+            sample_every=0,
+            checkpoint_every=0,
+        )
+    )
 
 
 def _first_step_losses(amp: str) -> dict[str, float]:
@@ -74,18 +85,7 @@ MODES = {
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_trainer_steps_checkpoint_and_resume_under(mode: str, world: dict[str, Path], tmp_path: Path) -> None:  # noqa: F811
-    exp = experiment_from_dict(
-        _manifest(
-            world["shards"],
-            plan="coser",
-            model={"image_size": 32},
-            aux={"detector_steps": 0, "classifier_steps": 0},
-            schedule={"iterations": [3, 0, 0], "batch_size": 2},
-            stage1={"ldn_only": 0, "psn_only": 0},
-            sample_every=0,
-            checkpoint_every=0,
-        )
-    )
+    exp = _coser_run(world["shards"], 3)
     rt = init_runtime("cpu", **MODES[mode])
     trainer = Trainer(exp, tmp_path, rt, max_steps=2, tensorboard=False)
     before = {k: v.clone() for k, v in trainer.nets.state_dict().items()}
@@ -129,18 +129,7 @@ def test_checkpointed_blocks_give_the_same_gradients() -> None:
 
 @pytest.mark.slow
 def test_compiled_trainer_step(world: dict[str, Path], tmp_path: Path) -> None:  # noqa: F811
-    exp = experiment_from_dict(
-        _manifest(
-            world["shards"],
-            plan="coser",
-            model={"image_size": 32},
-            aux={"detector_steps": 0, "classifier_steps": 0},
-            schedule={"iterations": [1, 0, 0], "batch_size": 2},
-            stage1={"ldn_only": 0, "psn_only": 0},
-            sample_every=0,
-            checkpoint_every=0,
-        )
-    )
+    exp = _coser_run(world["shards"], 1)
     # aot_eager traces and partitions the graphs as inductor does but skips code generation: inductor
     # compiles for over 6 minutes on a loaded 2-core CPU (gpu_check.sh runs it on the GPU).
     rt = init_runtime("cpu", compile=True, compile_backend="aot_eager")

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from pda_data.io.files import atomic_path, atomic_write_text
+from pda_data.io.weights import load_weights
 from pda_data.schema import HUMAN68
 from pda_train.config import ConfigError, ModelConfig
 from pda_train.nets import PDANetworks, warp_portrait
@@ -111,12 +111,5 @@ def load_translator(path: str | Path, device: torch.device | str = "cpu") -> Tra
         model = Translator(ModelConfig(**config["model"]))
     except (TypeError, ValueError, ConfigError) as exc:
         raise ExportError(f"{config_path(p)}: bad model config ({exc})") from exc
-    try:
-        tensors = load_file(str(p))
-    except (SafetensorError, OSError) as exc:
-        raise ExportError(f"{p}: unreadable safetensors file ({exc})") from exc
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise ExportError(f"{p}: weights do not match the config ({str(exc).splitlines()[0]})") from exc
+    load_weights(model, p, ExportError)
     return model.to(device).eval()

@@ -125,15 +125,20 @@ def folder_faces(folder: Path, split: str = "test", shards: Path | None = None, 
                  skipped, sources)
 
 
+def _role_samples(shards: Path, role: str, split: str) -> list[dict[str, Any]]:
+    """The decoded samples of one role's split (empty when the set has no such shards)."""
+    try:
+        source = role_source(shards, role, split)
+    except ShardError:
+        return []
+    return list(decoded_role(source, seed=0, infinite=False))
+
+
 def shard_anime(shards: Path) -> tuple[np.ndarray, list[np.ndarray], str]:
     """(N, 56, 2) normalized landmarks and RGB images of the anime test split (the train split when the
     set has no anime test shards), and the split used."""
     for split in ("test", "train"):
-        try:
-            source = role_source(shards, "anime", split)
-        except ShardError:
-            continue
-        samples = list(decoded_role(source, seed=0, infinite=False))
+        samples = _role_samples(shards, "anime", split)
         if samples:
             pts = [normalize_points(s["points"], s["image"].shape[1], s["image"].shape[0]) for s in samples]
             return np.stack(pts), [s["image"] for s in samples], split
@@ -142,11 +147,7 @@ def shard_anime(shards: Path) -> tuple[np.ndarray, list[np.ndarray], str]:
 
 def role_images(shards: Path, role: str, split: str) -> list[np.ndarray]:
     """The RGB images of one role's split (empty when the set has no such shards)."""
-    try:
-        source = role_source(shards, role, split)
-    except ShardError:
-        return []
-    return [s["image"] for s in decoded_role(source, seed=0, infinite=False)]
+    return [s["image"] for s in _role_samples(shards, role, split)]
 
 
 def run_shards(model: Path) -> Path | None:

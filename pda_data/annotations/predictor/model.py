@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from pda_data.annotations.predictor import DEFAULT_SIZE, DEFAULT_WIDTH
 from pda_data.annotations.predictor.crop import Box, face_crop, from_crop
 from pda_data.annotations.predictor.net import HeatmapNet, soft_argmax
 from pda_data.io.files import atomic_path, atomic_write_text
+from pda_data.io.weights import load_weights
 from pda_data.schema import SCHEMAS
 
 FORMAT = "pda-landmark-predictor"
@@ -136,13 +136,6 @@ def load_predictor(path: str | Path) -> LandmarkPredictor:
         predictor = LandmarkPredictor(PredictorConfig(**doc["config"]))
     except (TypeError, ValueError, KeyError) as exc:
         raise PredictorError(f"{cfg_file}: bad predictor config ({exc})") from exc
-    try:
-        tensors = load_file(str(p))
-    except (SafetensorError, OSError) as exc:
-        raise PredictorError(f"{p}: unreadable safetensors file ({exc})") from exc
-    try:
-        predictor.net.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise PredictorError(f"{p}: weights do not match the config ({str(exc).splitlines()[0]})") from exc
+    load_weights(predictor.net, p, PredictorError)
     predictor.net.eval()
     return predictor
