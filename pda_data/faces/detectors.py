@@ -9,6 +9,7 @@ Names, :class:`~pda_data.faces.detection.Detection` and the interface are in :mo
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import cv2
@@ -90,13 +91,19 @@ class AnimeLbpDetector(_Downscaling):
         ]
 
 
+@functools.cache
+def _frontal_face_detector() -> dlib.fhog_object_detector:
+    """dlib's HOG detector, built once per process (seconds to build; immutable once built)."""
+    return dlib.get_frontal_face_detector()
+
+
 class DlibHogDetector(_Downscaling):
     """dlib's frontal HOG detector; the score is the SVM margin. ``upsample`` finds faces down to ~40 px."""
 
     name = "dlib-hog"
 
     def __init__(self, upsample: int = 1, max_side: int = DETECT_MAX_SIDE) -> None:
-        self._detector = dlib.get_frontal_face_detector()
+        self._detector = _frontal_face_detector()
         self.upsample = upsample
         self.max_side = max_side
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import dlib
@@ -29,12 +30,17 @@ def predictor_box(points68: np.ndarray) -> tuple[float, float, float, float]:
     return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
 
 
+@functools.cache
+def _default_predictor() -> dlib.shape_predictor:
+    """The 68-point model (a 100 MB file, seconds to parse), read once per process; it is immutable."""
+    return dlib.shape_predictor(str(dlib_model_path("shape_predictor_68_face_landmarks.dat")))
+
+
 class Landmarker:
-    """dlib's 68-point shape predictor (schema HUMAN68)."""
+    """dlib's 68-point shape predictor (schema HUMAN68); ``model`` defaults to face-recognition-models'."""
 
     def __init__(self, model: Path | None = None) -> None:
-        path = model if model is not None else dlib_model_path("shape_predictor_68_face_landmarks.dat")
-        self._predictor = dlib.shape_predictor(str(path))
+        self._predictor = _default_predictor() if model is None else dlib.shape_predictor(str(model))
 
     def predict(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """The 68 landmarks (68, 2) in image pixels of the face inside ``box`` (a HOG-like face box)."""

@@ -105,6 +105,10 @@ def init_runtime(
     dev = select_device(device, local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
+    else:
+        # Adam's second moments and late gradients of small models go denormal, and x86 float units
+        # handle denormals many times slower: flushed to zero, a CPU step is about a tenth faster.
+        torch.set_flush_denormal(True)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
     return Runtime(
