@@ -3,8 +3,9 @@
 The items become a Ray Data dataset (each pickled, with its input index); ``map_batches`` runs them through
 a pool of actors that each set the work up once (models loaded once per actor) and return pickled results.
 The driver reads the results back in input order, so everything after (dedup, chunks, the manifest) is the
-local engine's code. Actors are restarted and their batches retried when a worker dies; the work writes its
-files atomically under deterministic names, so a retried batch gives the same result. Workers write to the
+local engine's code. Actors are restarted and their batches retried when a worker dies (Ray Data's default
+for actor pools: unlimited restarts and retries); the work writes its files atomically under deterministic
+names, so a retried batch gives the same result. Workers write to the
 output folder themselves: on a cluster it must be a path every node sees. Ray is imported here only.
 """
 
@@ -21,7 +22,6 @@ import numpy as np
 
 from pda_data.distribute import RAY_INSTALL, RAY_LOCAL, Engine, EngineError, Work
 
-_RETRIES = {"max_restarts": -1, "max_task_retries": -1}  # a killed actor is restarted, its batch retried
 _MAX_BLOCKS = 4096  # the input's blocks (map tasks): one batch each for small inputs, bounded for large ones
 
 
@@ -61,7 +61,7 @@ def ray_session(address: str, workers: int) -> Iterator[Any]:
     cpus = (workers or os.cpu_count() or 1) if address == RAY_LOCAL else None
     try:
         ray.init(address=address, num_cpus=cpus, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING)
+                 logging_level=logging.ERROR)
     except ConnectionError as exc:
         raise EngineError(f"--ray-address {address}: no Ray cluster there ({exc}); start one with `ray "
                           "start --head`, or leave --ray-address out to run one on this machine") from exc
@@ -76,7 +76,7 @@ def _quiet(ray: Any) -> None:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.execution_options.preserve_order = True
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
 def _blocks(count: int, batch_size: int) -> int:
@@ -91,9 +91,10 @@ def ray_results(work: Work, items: Iterable[Any], engine: Engine, batch_size: in
     with ray_session(engine.address, engine.workers) as ray:
         _quiet(ray)
         actors = engine.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        pool = ray.data.ActorPoolStrategy(size=min(actors, len(rows)))
         dataset = ray.data.from_items(rows, override_num_blocks=_blocks(len(rows), batch_size)).map_batches(
-            _Actor, fn_constructor_args=(work,), concurrency=min(actors, len(rows)), batch_size=batch_size,
-            num_cpus=1, batch_format="numpy", ray_remote_args=_RETRIES)
+            _Actor, fn_constructor_args=(work,), compute=pool, batch_size=batch_size, num_cpus=1,
+            batch_format="numpy")
         del rows
         ahead: dict[int, Any] = {}  # results that came before their turn (none with preserve_order)
         expected = 0
