@@ -113,9 +113,9 @@ def make_engine(engine: Enum, workers: int, concurrency: int | None, ray_address
     """The :class:`~pda_data.distribute.Engine` of the engine options, checked now: a wrong combination or
     a missing Ray ends the command with one line (exit 2) before any work."""
     if engine.value == "local" and concurrency is not None:
-        raise typer.BadParameter("--concurrency is for --engine ray; the local engine takes --workers")
+        raise fail("--concurrency is for --engine ray; the local engine takes --workers")
     if engine.value == "ray" and workers != 1:
-        raise typer.BadParameter("--workers is for --engine local; Ray takes --concurrency")
+        raise fail("--workers is for --engine local; Ray takes --concurrency")
     chosen = Engine(engine.value, (concurrency or 0) if engine.value == "ray" else workers, ray_address)
     try:
         check_engine(chosen)
