@@ -19,14 +19,14 @@ from pda_data.cli import app
 from pda_data.curation.dedup import hamming, phash
 from pda_data.curation.merge import merge_manifests
 from pda_data.curation.options import COSER_DEFAULTS, HUMAN_DEFAULTS, with_overrides
-from pda_data.curation.run import run_curation
+from pda_data.curation.run import count_items, run_curation
 from pda_data.curation.table import PORTRAIT_SCHEMA, kept_portraits, read_portraits
 from pda_data.demo import writer as demo
 from pda_data.faces.detectors import make_detector
 from pda_data.faces.landmarks import Landmarker
 from pda_data.geometry.crop import crop_face
 from pda_data.io.images import encode_image, load_image, save_image
-from pda_data.io.sources import HFOptions
+from pda_data.io.sources import HFOptions, SourceError
 from pda_data.io.table import kept_rows
 from pda_data.schema import HUMAN68
 
@@ -192,6 +192,28 @@ def test_parts_merge_to_the_whole(raw: Path, humans_run: tuple[Path, pd.DataFram
     assert summary.kept == 2
     for image in kept_rows(merged)["image"]:
         assert (tmp_path / "merged" / image).is_file()
+
+
+def test_keys_and_parts_do_not_depend_on_where_the_inputs_live(raw: Path, tmp_path: Path) -> None:
+    """Keys and --part hash the path inside the input folder: machines that mount it elsewhere agree, and so
+    does the test split that pack derives from the keys (:func:`pda_data.shards.index.split_of`)."""
+    moved = tmp_path / "mounted" / "elsewhere" / raw.name
+    shutil.copytree(raw, moved)
+    parts = {}
+    for name, folder in (("here", raw), ("there", moved)):
+        run_curation([folder], tmp_path / name, HUMAN_DEFAULTS, part=(1, 2), sheets=False)
+        parts[name] = read_portraits(tmp_path / name)
+    assert 0 < len(parts["here"]) < 6
+    assert list(parts["here"]["key"]) == list(parts["there"]["key"])
+    assert (parts["there"]["source"].str.startswith(str(moved))).all()  # the source column is still the path
+
+
+def test_two_inputs_with_one_stable_id_are_refused(raw: Path, tmp_path: Path) -> None:
+    twin = tmp_path / "other" / raw.name
+    shutil.copytree(raw, twin)
+    with pytest.raises(SourceError, match="same id"):
+        count_items([raw, twin])
+    assert count_items([raw, raw / "a_selfie.png"]) == 6  # the same file named twice is one input
 
 
 def test_coser_defaults_on_anime_and_all_faces(samples_dir: Path, cascade_path: Path, tmp_path: Path) -> None:

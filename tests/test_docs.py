@@ -136,7 +136,7 @@ def test_every_module_is_listed_in_architecture():
 
 def test_options_named_in_prose_exist():
     """A renamed option must not live on in the hand-written text: every ``--name`` there is a real option."""
-    known = {"--nproc-per-node"}  # torchrun's
+    known = {"--nproc-per-node", "--head", "--port", "--address"}  # torchrun's and `ray start`'s
     for cmd in gen_docs.commands():
         for param in cmd.click.params:
             known |= {*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ())}

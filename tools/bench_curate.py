@@ -2,12 +2,16 @@
 
 The reference is the 1-worker run measured in the same invocation: ``scaling`` = images/s with 2 workers
 divided by images/s with 1. Peak RSS is measured in a fresh subprocess per input count (ru_maxrss of that
-process), so the two numbers show whether memory grows with the number of inputs.
+process), so the two numbers show whether memory grows with the number of inputs. ``--engine ray`` also
+runs the same inputs on a local Ray with 2 actors: ``ray_vs_local`` = its images/s (actor start-up and
+model loading included, Ray's own start excluded) divided by the local engine's with 2 workers, and
+``ray_startup_s`` = the seconds ``ray.init`` took.
 
-    python tools/bench_curate.py [--photos 12] [--small 24] [--large 96] [--cascade PATH]
+    python tools/bench_curate.py [--photos 12] [--small 72] [--large 216] [--cascade PATH] [--engine ray]
 
 The last line of stdout is one JSON object: images_per_s_w1, images_per_s_w2, scaling, peak_rss_mb_small,
-peak_rss_mb_large.
+peak_rss_mb_large; with ``--engine ray`` also images_per_s_local, images_per_s_ray, ray_vs_local,
+ray_startup_s.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
-from pda_data.curation.options import COSER_DEFAULTS, with_overrides
+from pda_data.curation.options import COSER_DEFAULTS, CurateOptions, with_overrides
 from pda_data.curation.run import run_curation
 from pda_data.demo.writer import COSERS_DIR, DemoConfig, write_demo
+from pda_data.distribute import RAY_LOCAL, Engine
 
 _RSS_CHILD = """
 import resource, sys
@@ -53,6 +60,21 @@ def _peak_rss_mb(inputs: Path, out: Path, cascade: Path | None) -> float:
     return float(result.stdout.strip().splitlines()[-1])
 
 
+def _ray_figures(inputs: Path, out: Path, options: CurateOptions, local_rate: float) -> dict[str, Any]:
+    """Ray's start-up time and images/s with 2 actors on this machine, against the local 2-worker rate."""
+    from pda_data.distribute.ray_data import ray_session
+
+    start = time.perf_counter()
+    with ray_session(RAY_LOCAL, 2):
+        startup = time.perf_counter() - start
+        summary = run_curation([inputs], out, options, engine=Engine("ray", 2), sheets=False)
+    ratio = summary.images_per_s / local_rate if local_rate > 0 else 0.0
+    print(f"ray, 2 actors: {summary.processed} photos, {summary.kept} faces kept, {summary.images_per_s:.2f} "
+          f"images/s ({ratio:.2f}x the local engine with 2 workers); ray.init {startup:.1f} s")
+    return {"images_per_s_local": round(local_rate, 3), "images_per_s_ray": round(summary.images_per_s, 3),
+            "ray_vs_local": round(ratio, 3), "ray_startup_s": round(startup, 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,6 +83,8 @@ def main() -> None:
                         help="inputs of the throughput and small RSS runs (amortizes worker start-up)")
     parser.add_argument("--large", type=int, default=216, help="inputs for the large RSS run")
     parser.add_argument("--cascade", type=Path, default=None, help="lbpcascade_animeface.xml (else resolved)")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="ray: also measure the Ray engine against the local one (2 actors, 2 workers)")
     args = parser.parse_args()
 
     # Throughput scaling needs idle cores; say how busy the machine was.
@@ -80,6 +104,7 @@ def main() -> None:
             rates[workers] = summary.images_per_s
             print(f"workers={workers}: {summary.processed} photos, {summary.kept} faces kept, "
                   f"{summary.images_per_s:.2f} images/s")
+        ray = _ray_figures(small, root / "out_ray", options, rates[2]) if args.engine == "ray" else {}
         rss_small = _peak_rss_mb(small, root / "rss_small", args.cascade)
         rss_large = _peak_rss_mb(large, root / "rss_large", args.cascade)
         print(f"peak RSS, 1 worker: {rss_small:.0f} MB at {args.small} inputs, "
@@ -92,6 +117,7 @@ def main() -> None:
         "scaling": round(scaling, 3),
         "peak_rss_mb_small": round(rss_small, 1),
         "peak_rss_mb_large": round(rss_large, 1),
+        **ray,
     }))
 
 

@@ -11,12 +11,27 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pda_data.cli.options import FAILED, DetectorChoice, ImageFormatChoice, Workers, esc, fail, os_error_line
+from pda_data.cli.options import (
+    FAILED,
+    RAY_LOCAL,
+    Concurrency,
+    DetectorChoice,
+    EngineChoice,
+    EngineOption,
+    ImageFormatChoice,
+    RayAddress,
+    Workers,
+    esc,
+    fail,
+    make_engine,
+    os_error_line,
+)
 from pda_data.cli.progress import progress_bar
 from pda_data.curation.options import COSER_DEFAULTS, HUMAN_DEFAULTS, CurateOptions, with_overrides
 
 if TYPE_CHECKING:
     from pda_data.curation.run import RunSummary
+    from pda_data.distribute import Engine
     from pda_data.io.sources import HFOptions
 
 console = Console(stderr=True)
@@ -64,10 +79,11 @@ def print_summary(summary: RunSummary, title: str, unreadable_folders: int | Non
     console.print(f"manifest: {esc(summary.out / 'manifest.parquet')}", highlight=False)
 
 
-def _run(defaults: CurateOptions, title: str, inputs: list[str], out: Path, workers: int, part: str | None,
+def _run(defaults: CurateOptions, title: str, inputs: list[str], out: Path, engine: Engine, part: str | None,
          hf: HFOptions, sheets: bool, **overrides: Any) -> None:
     from pda_data.curation.run import count_items, run_curation
     from pda_data.curation.table import FACE_REASONS
+    from pda_data.distribute import EngineError
     from pda_data.faces.models import ModelError
     from pda_data.io.lock import LockError
     from pda_data.io.sources import FolderError, SourceError
@@ -95,9 +111,9 @@ def _run(defaults: CurateOptions, title: str, inputs: list[str], out: Path, work
                     if row["status"] == STATUS_REJECTED and row["reason"] not in FACE_REASONS:
                         warn(row["detail"] or row["source"])
 
-            summary = run_curation(inputs, out, options, workers=workers, part=part_t, hf=hf, sheets=sheets,
+            summary = run_curation(inputs, out, options, engine=engine, part=part_t, hf=hf, sheets=sheets,
                                    on_item=on_item)
-    except (SourceError, ModelError, TableError, LockError) as err:
+    except (SourceError, ModelError, TableError, LockError, EngineError) as err:
         raise fail(str(err)) from err
     except OSError as exc:  # a full, read-only or invalid output: every finished input is kept for a rerun
         raise fail(os_error_line(exc), FAILED) from exc
@@ -161,9 +177,13 @@ def _command(defaults: CurateOptions, title: str, help_text: str) -> Callable[..
             help="Near-duplicate threshold: whose 64-bit pHashes differ in at most this many bits.")] = (
             d.hamming),
         workers: Workers = 1,
+        engine: EngineOption = EngineChoice.local,
+        concurrency: Concurrency = None,
+        ray_address: RayAddress = RAY_LOCAL,
         part: Annotated[str | None, typer.Option(
-            help="Process only part i of N (1-based, e.g. 2/4): a fixed split by source, for several "
-                 "machines; join the part folders with merge-manifests.")] = None,
+            help="Process only part i of N (1-based, e.g. 2/4): a fixed split by each input's stable id "
+                 "(its path inside the input folder), equal on every machine; join the part folders with "
+                 "merge-manifests.")] = None,
         hf_split: Annotated[str, typer.Option(help="Split of a Hugging Face data set input.")] = "train",
         hf_image_column: Annotated[str, typer.Option(
             help="Image column of a Hugging Face data set input.")] = "image",
@@ -172,7 +192,8 @@ def _command(defaults: CurateOptions, title: str, help_text: str) -> Callable[..
     ) -> None:
         from pda_data.io.sources import HFOptions  # reads images: cv2, not needed for --help
 
-        _run(defaults, title, inputs, out, workers, part, HFOptions(hf_split, hf_image_column), sheets,
+        chosen = make_engine(engine, workers, concurrency, ray_address)
+        _run(defaults, title, inputs, out, chosen, part, HFOptions(hf_split, hf_image_column), sheets,
              detector=detector.value,
              fallback_detector="" if no_fallback or fallback_detector is None else fallback_detector.value,
              cascade=cascade, faces=faces.value, min_face=min_face, max_yaw=max_yaw, max_pitch=max_pitch,

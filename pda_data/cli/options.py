@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from pda_data.distribute import ENGINES, RAY_LOCAL, Engine, EngineError, check_engine
 from pda_data.faces.detection import DETECTORS
 from pda_data.shards.names import IMAGE_FORMATS, ROLES, SPLITS
 
@@ -33,6 +34,7 @@ def choice(name: str, values: tuple[str, ...]) -> type[Enum]:
 
 
 DetectorChoice = choice("DetectorChoice", DETECTORS)
+EngineChoice = choice("EngineChoice", ENGINES)
 ImageFormatChoice = choice("ImageFormatChoice", IMAGE_FORMATS)
 RoleChoice = choice("RoleChoice", ROLES)
 SplitChoice = choice("SplitChoice", SPLITS)
@@ -96,3 +98,27 @@ def guard_commands(app: typer.Typer) -> None:
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).")]
 Seed = Annotated[int, typer.Option(help="Random seed; the same seed and inputs give the same result.")]
 Workers = Annotated[int, typer.Option(min=1, help="Worker processes (results identical for any number).")]
+EngineOption = Annotated[EngineChoice, typer.Option(  # type: ignore[valid-type]
+    "--engine", help="Who does the per-item work: local processes (--workers), or Ray Data actors on this "
+                     "machine or a Ray cluster (--concurrency, --ray-address). Results are identical.")]
+RayAddress = Annotated[str, typer.Option(
+    help=f"With --engine ray: {RAY_LOCAL!r} starts Ray on this machine, 'auto' joins the running cluster "
+         "(`ray start --head`), or HOST:PORT. Inputs and --out must be paths every node sees.")]
+Concurrency = Annotated[int | None, typer.Option(
+    min=1, help="With --engine ray: Ray actors, each loading the models once (default: one per CPU of the "
+                "cluster).", show_default=False)]
+
+
+def make_engine(engine: Enum, workers: int, concurrency: int | None, ray_address: str) -> Engine:
+    """The :class:`~pda_data.distribute.Engine` of the engine options, checked now: a wrong combination or
+    a missing Ray ends the command with one line (exit 2) before any work."""
+    if engine.value == "local" and concurrency is not None:
+        raise fail("--concurrency is for --engine ray; the local engine takes --workers")
+    if engine.value == "ray" and workers != 1:
+        raise fail("--workers is for --engine local; Ray takes --concurrency")
+    chosen = Engine(engine.value, (concurrency or 0) if engine.value == "ray" else workers, ray_address)
+    try:
+        check_engine(chosen)
+    except EngineError as err:
+        raise fail(str(err)) from err
+    return chosen

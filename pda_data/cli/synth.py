@@ -10,12 +10,26 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from pda_data.cli.options import FAILED, Seed, Workers, esc, fail, os_error_line
+from pda_data.cli.options import (
+    FAILED,
+    RAY_LOCAL,
+    Concurrency,
+    EngineChoice,
+    EngineOption,
+    RayAddress,
+    Seed,
+    Workers,
+    esc,
+    fail,
+    make_engine,
+    os_error_line,
+)
 from pda_data.cli.options import err_console as console
 from pda_data.cli.progress import progress_bar
 from pda_data.synthesis.options import ABNORMAL_KINDS, DEFAULT_FUSION, DEFAULT_LEVELS, FusionOptions, Levels
 
 if TYPE_CHECKING:
+    from pda_data.distribute import Engine
     from pda_data.synthesis.jobs import SynthSummary
     from pda_data.synthesis.tasks import Face, Task
 
@@ -81,15 +95,17 @@ def _some(faces: list[Face], path: Path, what: str) -> list[Face]:
     return faces
 
 
-def _execute(job: str, title: str, tasks: Sequence[Task], out: Path, workers: int) -> None:
+def _execute(job: str, title: str, tasks: Sequence[Task], out: Path, engine: Engine) -> None:
+    from pda_data.distribute import EngineError
     from pda_data.io.lock import LockError
     from pda_data.synthesis.jobs import run_synth
 
     try:
         with progress_bar(console, unit="sample") as progress:
             bar = progress.add_task(title, total=len(tasks))
-            summary = run_synth(job, tasks, out, workers, on_progress=lambda n: progress.advance(bar, n))
-    except LockError as err:
+            summary = run_synth(job, tasks, out, on_progress=lambda n: progress.advance(bar, n),
+                                engine=engine)
+    except (LockError, EngineError) as err:
         raise fail(str(err)) from err
     except OSError as exc:  # a full, read-only or invalid output: the samples made so far are kept
         raise fail(os_error_line(exc), FAILED) from exc
@@ -127,6 +143,9 @@ def synth_structure(
     n: Count = 1000,
     seed: Seed = 0,
     workers: Workers = 1,
+    engine: EngineOption = EngineChoice.local,
+    concurrency: Concurrency = None,
+    ray_address: RayAddress = RAY_LOCAL,
     legit_fraction: Legit = 0.5,
     kinds: Annotated[
         str, typer.Option(help=f"Comma-separated abnormal kinds to draw from ({', '.join(ABNORMAL_KINDS)}).")
@@ -144,6 +163,7 @@ def synth_structure(
     Abnormal kinds: eye_pasted (a third eye), eye_removed, mouth_removed, eye_moved, mouth_moved. Each row
     records the visible eye centres and mouth corners (structure_points) and their heatmap channel.
     """
+    runner = make_engine(engine, workers, concurrency, ray_address)
     chosen = [k.strip() for k in kinds.split(",") if k.strip()]
     unknown = sorted(set(chosen) - set(ABNORMAL_KINDS))
     if unknown or not chosen:
@@ -153,7 +173,7 @@ def synth_structure(
     faces = _anime_faces(anime)
     options = {"margin": margin, "feather": feather}
     tasks = plan_structure(faces, n, seed, legit_fraction, chosen, options, sheet_rows)
-    _execute("structure", "synth-structure", tasks, out, workers)
+    _execute("structure", "synth-structure", tasks, out, runner)
 
 
 def synth_highlights(
@@ -163,6 +183,9 @@ def synth_highlights(
     n: Count = 1000,
     seed: Seed = 0,
     workers: Workers = 1,
+    engine: EngineOption = EngineChoice.local,
+    concurrency: Concurrency = None,
+    ray_address: RayAddress = RAY_LOCAL,
     legit_fraction: Legit = 0.5,
     black: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Levels input black point (0-1): darker values become 0.")
@@ -195,6 +218,7 @@ def synth_highlights(
     through the human-68 to anime-56 triangulation and max-blended inside the anime face mask. Writes the
     warped highlight mask of each sample to masks/.
     """
+    runner = make_engine(engine, workers, concurrency, ray_address)
     try:
         levels = Levels(black=black, white=white, gamma=gamma, threshold=threshold)
     except ValueError as err:
@@ -205,7 +229,7 @@ def synth_highlights(
     anime_faces = _anime_faces(anime)
     options = {"levels": levels, "feather": feather, "min_coverage": min_coverage}
     tasks = plan_highlights(human_faces, anime_faces, n, seed, legit_fraction, options, sheet_rows)
-    _execute("highlight", "synth-highlights", tasks, out, workers)
+    _execute("highlight", "synth-highlights", tasks, out, runner)
 
 
 def synth_aug(
@@ -217,6 +241,9 @@ def synth_aug(
     n: Count = 200,
     seed: Seed = 0,
     workers: Workers = 1,
+    engine: EngineOption = EngineChoice.local,
+    concurrency: Concurrency = None,
+    ray_address: RayAddress = RAY_LOCAL,
     grid: Annotated[
         int, typer.Option(min=2, help="TPS evaluation grid (fast path); larger is more exact.")
     ] = FUSION.grid,
@@ -243,6 +270,7 @@ def synth_aug(
     The trainer makes these on the fly with the same function (pda_data.synthesis.augportrait.fuse); the fused
     image's landmarks are the coser's (manifest column landmarks, HUMAN68).
     """
+    runner = make_engine(engine, workers, concurrency, ray_address)
     if colour_min > colour_max or feather_min > feather_max:
         raise typer.BadParameter("each --*-min must not exceed its --*-max")
     from pda_data.synthesis.tasks import plan_aug
@@ -252,7 +280,7 @@ def synth_aug(
     strength = (colour_min, colour_max) if colour_match else (0.0, 0.0)
     fusion = FusionOptions(grid=grid, colour_strength=strength, feather=(feather_min, feather_max))
     tasks = plan_aug(human_faces, coser_faces, n, seed, dataclasses.asdict(fusion), sheet_rows)
-    _execute("aug", "synth-aug", tasks, out, workers)
+    _execute("aug", "synth-aug", tasks, out, runner)
 
 
 def register(app: typer.Typer) -> None:

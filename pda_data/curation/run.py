@@ -4,24 +4,26 @@ For every input: decode safely, analyse its faces (:func:`pda_data.curation.engi
 kept crops, and drop near-duplicates by perceptual hash. The manifest records every face and every rejected
 input with its reason (:mod:`pda_data.curation.table`).
 
-Runs are reproducible and independent of the worker count: items are processed in input order (workers
-only compute; duplicates are decided in the main process, in input order), keys derive from the source id,
-and ``--part i/N`` splits inputs by a hash of that id. Finished rows are flushed to ``.partial/`` chunks
-every few inputs, so an interrupted run resumes where it stopped; chunk names carry a per-run id, and a
-consolidation deletes only the chunks it folded into a manifest it wrote. The output folder is locked for
-the run (:mod:`pda_data.io.lock`); a full or unwritable disk stops it with every finished row kept.
+Runs are reproducible and independent of the engine and worker count (:mod:`pda_data.distribute`: local
+processes or Ray actors): items are processed in input order (workers only compute; duplicates are decided
+in the driver, in input order), keys derive from the input's stable id (not its absolute path:
+:mod:`pda_data.io.sources`), and ``--part i/N`` splits inputs by a hash of that id. Finished rows are
+flushed to ``.partial/`` chunks every few inputs, so an interrupted run resumes where it stopped; chunk
+names carry a per-run id, and a consolidation deletes only the chunks it folded into a manifest it wrote.
+The output folder is locked for the run (:mod:`pda_data.io.lock`); a full or unwritable disk stops it with
+every finished row kept.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import time
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,10 +45,11 @@ from pda_data.curation.table import (
     read_portraits,
     write_portraits,
 )
+from pda_data.distribute import Engine, distribute
 from pda_data.io.files import ensure_folder
 from pda_data.io.images import ImageError, load_image, save_image
 from pda_data.io.lock import folder_lock
-from pda_data.io.sources import HFOptions, OnFolderError, SourceItem, iter_sources, read_item
+from pda_data.io.sources import HFOptions, OnFolderError, SourceItem, iter_sources, read_item, unique_items
 from pda_data.io.table import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, STATUS_REJECTED, kept_rows
 from pda_data.schema import flatten_points
 
@@ -54,26 +57,31 @@ PARTIAL_DIR = ".partial"
 CHUNK_GLOB = "chunk-*.parquet"
 
 
-def source_digest(source: str) -> str:
-    """Stable hex digest of a source id: the stem of its keys and the basis of ``--part``."""
-    return hashlib.sha1(source.encode("utf-8")).hexdigest()
+def source_digest(stable_id: str) -> str:
+    """Stable hex digest of an input's stable id: the stem of its keys and the basis of ``--part``."""
+    return hashlib.sha1(stable_id.encode("utf-8")).hexdigest()
 
 
-def make_key(source: str, face_index: int) -> str:
-    return f"{source_digest(source)[:16]}-{face_index:02d}"
+def key_stem(stable_id: str) -> str:
+    """The part of an input's keys before the face index (``<stem>-<face>``): what resume matches."""
+    return source_digest(stable_id)[:16]
 
 
-def in_part(source: str, part: tuple[int, int] | None) -> bool:
-    """Whether ``source`` is in part ``i`` of ``n`` (1-based): a fixed hash split, equal on every machine."""
+def make_key(stable_id: str, face_index: int) -> str:
+    return f"{key_stem(stable_id)}-{face_index:02d}"
+
+
+def in_part(stable_id: str, part: tuple[int, int] | None) -> bool:
+    """Whether an input is in part ``i`` of ``n`` (1-based): a fixed hash split, equal on every machine."""
     if part is None:
         return True
     index, count = part
-    return int(source_digest(source)[:8], 16) % count == index - 1
+    return int(source_digest(stable_id)[:8], 16) % count == index - 1
 
 
 def _row(item: SourceItem, sha: str, face_index: int, **values: Any) -> dict[str, Any]:
     """A full manifest row: the given values over :data:`~pda_data.curation.table.DEFAULTS`."""
-    key = make_key(item.source, face_index)
+    key = make_key(item.stable_id, face_index)
     return {**DEFAULTS, "key": key, "source": item.source, "source_sha256": sha, "face_index": face_index,
             **values}
 
@@ -82,38 +90,19 @@ def image_name(key: str, options: CurateOptions) -> str:
     return f"{IMAGES_DIR}/{key}.{options.image_format}"
 
 
-@dataclass
-class _WorkerState:
-    options: CurateOptions
-    out: Path
-    models: Models
-
-
-_STATE: _WorkerState | None = None
-
-
-def _init_worker(options: CurateOptions, out: Path) -> None:
-    """Load the models once per process; OpenCV single-threaded so N workers use N cores."""
-    global _STATE
-    cv2.setNumThreads(1)
-    _STATE = _WorkerState(options, out, Models.load(options))
-
-
-def process_item(item: SourceItem) -> list[dict[str, Any]]:
+def process_item(item: SourceItem, options: CurateOptions, out: Path, models: Models) -> list[dict[str, Any]]:
     """Manifest rows for one input; kept crops are written to ``images/`` here (atomically)."""
-    assert _STATE is not None, "process_item needs _init_worker first"
-    options, out = _STATE.options, _STATE.out
     sha = ""
     try:
         data, sha = read_item(item)
         rgb = load_image(data, name=item.source)
-        faces = analyze_faces(rgb, _STATE.models, options)
+        faces = analyze_faces(rgb, models, options)
     except ImageError as err:
         return [_row(item, sha, 0, reason=err.reason, detail=str(err))]
     except Exception as exc:  # one bad input must never stop a long run
         return [_row(item, sha, 0, reason=ERROR, detail=f"{item.source}: {type(exc).__name__}: {exc}")]
     if not faces:
-        return [_row(item, sha, 0, reason=NO_FACE, detector=_STATE.models.detector.name)]
+        return [_row(item, sha, 0, reason=NO_FACE, detector=models.detector.name)]
     rows = []
     for i, face in enumerate(faces):
         values: dict[str, Any] = {
@@ -123,37 +112,31 @@ def process_item(item: SourceItem) -> list[dict[str, Any]]:
             "phash": face.phash,
         }
         if face.crop is not None and face.points is not None:
-            name = image_name(make_key(item.source, i), options)
+            name = image_name(make_key(item.stable_id, i), options)
             save_image(out / name, face.crop, quality=options.quality)
             values.update(landmarks=flatten_points(face.points), crop_size=options.size, image=name)
         rows.append(_row(item, sha, i, **values))
     return rows
 
 
-def _ordered_results(
-    items: Iterable[SourceItem], options: CurateOptions, out: Path, workers: int
-) -> Iterator[list[dict[str, Any]]]:
-    """Rows per item in input order; with workers > 1 a bounded window of items is in flight at once."""
-    global _STATE
-    if workers <= 1:
+@dataclass(frozen=True)
+class CurateWork:
+    """The per-input work of a curation run, as every engine's workers run it (:mod:`pda_data.distribute`)."""
+
+    options: CurateOptions
+    out: Path
+    start_method: str | None = None
+
+    @contextlib.contextmanager
+    def session(self, worker: bool) -> Iterator[Callable[[SourceItem], list[dict[str, Any]]]]:
+        """Load the models once; OpenCV single-threaded (N workers use N cores), as it was afterwards."""
         threads = cv2.getNumThreads()
-        _init_worker(options, out)
+        cv2.setNumThreads(1)
         try:
-            for item in items:
-                yield process_item(item)
-        finally:  # leave the calling process as it was: OpenCV threads, no models held
+            models = Models.load(self.options)
+            yield functools.partial(process_item, options=self.options, out=self.out, models=models)
+        finally:
             cv2.setNumThreads(threads)
-            _STATE = None
-        return
-    window = 4 * workers
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(options, out)) as pool:
-        pending: deque = deque()
-        for item in items:
-            pending.append(pool.submit(process_item, item))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 # ----------------------------------------------------------------------------------------------- run
@@ -252,17 +235,30 @@ def summarize(df: pd.DataFrame, out: Path) -> RunSummary:
     return summary
 
 
+def done_stems(out: Path) -> set[str]:
+    """The key stems of the inputs finished in ``out`` (manifest and chunks): a rerun skips them."""
+    return {key.rsplit("-", 1)[0] for key in load_progress(out)["key"]}
+
+
+def _todo(inputs: Iterable[str | Path], hf: HFOptions | None, part: tuple[int, int] | None, done: set[str],
+          on_folder_error: OnFolderError | None = None,
+          on_repeat: Callable[[SourceItem], None] | None = None) -> Iterator[SourceItem]:
+    """The inputs of a run, in order: each file once, in ``part``, not finished yet (by stable id)."""
+    for item in unique_items(iter_sources(inputs, hf, on_folder_error), on_repeat):
+        if in_part(item.stable_id, part) and key_stem(item.stable_id) not in done:
+            yield item
+
+
 def count_items(inputs: Iterable[str | Path], hf: HFOptions | None = None,
                 part: tuple[int, int] | None = None, out: str | Path | None = None,
                 on_folder_error: OnFolderError | None = None) -> int:
     """How many inputs a run will process (for progress bars), less those already done in ``out``.
 
     Walks the inputs without decoding anything; folders it cannot list go to ``on_folder_error`` (the run's
-    own walk does not report them again).
+    own walk does not report them again). Two inputs with one stable id raise the run's SourceError now.
     """
-    done = set(load_progress(Path(out))["source"]) if out is not None else set()
-    return len({item.source for item in iter_sources(inputs, hf, on_folder_error)
-                if in_part(item.source, part) and item.source not in done})
+    done = done_stems(Path(out)) if out is not None else set()
+    return sum(1 for _ in _todo(inputs, hf, part, done, on_folder_error))
 
 
 def run_curation(
@@ -271,6 +267,7 @@ def run_curation(
     options: CurateOptions,
     *,
     workers: int = 1,
+    engine: Engine | None = None,
     part: tuple[int, int] | None = None,
     hf: HFOptions | None = None,
     flush_every: int = 64,
@@ -280,43 +277,38 @@ def run_curation(
 ) -> RunSummary:
     """Curate ``inputs`` into ``out`` (resuming a previous run there) and return the summary.
 
-    ``on_item`` is called with each input's rows, in input order (progress bars, warnings).
+    ``engine`` runs the per-input work (default: the local one with ``workers`` processes); the result is
+    the same whichever. ``on_item`` is called with each input's rows, in input order (progress bars,
+    warnings).
     """
     out = Path(out)
     with folder_lock(out):
-        return _curate(inputs, out, options, workers, part, hf, flush_every, sheets, sheet_max, on_item)
+        return _curate(inputs, out, options, engine or Engine("local", workers), part, hf, flush_every,
+                       sheets, sheet_max, on_item)
 
 
-def _curate(inputs: Iterable[str | Path], out: Path, options: CurateOptions, workers: int,
+def _curate(inputs: Iterable[str | Path], out: Path, options: CurateOptions, engine: Engine,
             part: tuple[int, int] | None, hf: HFOptions | None, flush_every: int, sheets: bool,
             sheet_max: int, on_item: Callable[[list[dict[str, Any]]], None] | None) -> RunSummary:
     """:func:`run_curation` with the folder's lock held."""
     ensure_folder(out / IMAGES_DIR)
     chunks = ChunkWriter(out)
     done = load_progress(out)
-    done_sources = set(done["source"])
     index = NearDuplicateIndex(options.hamming)
     for key, value in zip(kept_rows(done)["key"], kept_rows(done)["phash"], strict=True):
         index.add(key, value)
     del done
 
     summary = RunSummary(out=out)
-    todo = (it for it in iter_sources(inputs, hf)
-            if in_part(it.source, part) and it.source not in done_sources)
+
+    def repeat(_: SourceItem) -> None:  # the same file named twice (e.g. a folder and a list) is done once
+        summary.skipped += 1
+
+    todo = _todo(inputs, hf, part, done_stems(out), on_repeat=repeat)
     pending: list[dict[str, Any]] = []
-    seen: set[str] = set()
-
-    def unique(items: Iterable[SourceItem]) -> Iterator[SourceItem]:
-        for item in items:  # the same file named twice (e.g. a folder and a list) is done once
-            if item.source not in seen:
-                seen.add(item.source)
-                yield item
-            else:
-                summary.skipped += 1
-
     start = time.perf_counter()
     try:
-        for rows in _ordered_results(unique(todo), options, out, workers):
+        for rows in distribute(CurateWork(options, out), todo, engine):
             for row in rows:
                 if options.dedup and row["status"] == STATUS_KEPT:
                     original = index.match(row["phash"])

@@ -20,13 +20,13 @@ REJECTS_SHEET = "rejects_sheet.jpg"
 
 
 def item_for_source(source: str, hf: HFOptions | None = None) -> SourceItem:
-    """Rebuild the item of a manifest ``source`` (a path, or ``<data set>#<index>``)."""
+    """Rebuild the item of a manifest ``source`` (a path, or ``<data set>#<index>``), to read it again."""
     hf = hf or HFOptions()
     if "#" in source and not Path(source).exists():
         dataset, _, index = source.rpartition("#")
-        return SourceItem(source=source, dataset=dataset, split=hf.split, column=hf.image_column,
-                          index=int(index))
-    return SourceItem(source=source, path=source)
+        return SourceItem(source=source, stable_id=source, dataset=dataset, split=hf.split,
+                          column=hf.image_column, index=int(index))
+    return SourceItem(source=source, stable_id=source, path=source)
 
 
 def _reject_tile(row: pd.Series, hf: HFOptions | None) -> np.ndarray:

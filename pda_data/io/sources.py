@@ -4,7 +4,11 @@ An INPUT on the command line may be an image file, a folder (searched recursivel
 a text file listing one path per line (``.txt`` or ``.lst``; relative paths are relative to the list), a data
 set saved with ``Dataset.save_to_disk`` (a folder holding ``dataset_info.json`` or ``dataset_dict.json``), or
 ``hf://owner/name`` for a data set on the Hugging Face hub (needs network). Items are yielded lazily, so
-memory does not grow with the number of inputs, and each carries a stable ``source`` id. A folder that cannot
+memory does not grow with the number of inputs. Each carries its ``source`` (the absolute path, or
+``<data set>#<index>``: what a user looks for) and a ``stable_id`` that does not depend on where the inputs
+are mounted, so keys and ``--part`` agree across machines: a folder INPUT's files are ``<folder name>/<path
+inside it>``, a file INPUT is its name, a list entry is the path as written (relative paths stay relative to
+the list), a data set row is ``<data set name>#<index>``. A folder that cannot
 be listed is reported to the caller's ``on_folder_error`` (and skipped); a file that cannot be read is the
 :class:`~pda_data.io.images.ImageError` of :func:`read_item`, so the caller records it and goes on.
 """
@@ -31,9 +35,13 @@ class SourceError(ValueError):
 
 @dataclass(frozen=True)
 class SourceItem:
-    """One input image: a file ``path``, or row ``index`` of data set ``dataset`` (split, image column)."""
+    """One input image: a file ``path``, or row ``index`` of data set ``dataset`` (split, image column).
+
+    ``source`` names it for people (the absolute path); ``stable_id`` is what keys and parts hash.
+    """
 
     source: str
+    stable_id: str
     path: str = ""
     dataset: str = ""
     split: str = ""
@@ -116,9 +124,14 @@ def open_dataset(dataset: str, split: str, column: str) -> Any:
 
 def _dataset_items(dataset: str, hf: HFOptions) -> Iterator[SourceItem]:
     ds = open_dataset(dataset, hf.split, hf.image_column)
+    name = dataset if dataset.startswith(HUB_PREFIX) else Path(dataset).name
     for i in range(len(ds)):
-        yield SourceItem(source=f"{dataset}#{i}", dataset=dataset, split=hf.split, column=hf.image_column,
-                         index=i)
+        yield SourceItem(source=f"{dataset}#{i}", stable_id=f"{name}#{i}", dataset=dataset, split=hf.split,
+                         column=hf.image_column, index=i)
+
+
+def _file_item(path: str | Path, stable_id: str) -> SourceItem:
+    return SourceItem(source=os.path.abspath(path), stable_id=stable_id, path=os.path.abspath(path))
 
 
 def _list_items(list_file: Path) -> Iterator[SourceItem]:
@@ -127,7 +140,7 @@ def _list_items(list_file: Path) -> Iterator[SourceItem]:
             entry = line.strip()
             if entry and not entry.startswith("#"):
                 path = Path(entry) if Path(entry).is_absolute() else list_file.parent / entry
-                yield SourceItem(source=os.path.abspath(path), path=os.path.abspath(path))
+                yield _file_item(path, Path(os.path.normpath(entry)).as_posix())
 
 
 def iter_sources(
@@ -147,14 +160,37 @@ def iter_sources(
         if _is_saved_dataset(path):
             yield from _dataset_items(os.path.abspath(path), hf)
         elif path.is_dir():
+            root = Path(os.path.abspath(path))
             for file in _walk(path, on_folder_error):
-                yield SourceItem(source=os.path.abspath(file), path=os.path.abspath(file))
+                inside = Path(os.path.abspath(file)).relative_to(root)
+                yield _file_item(file, (Path(root.name) / inside).as_posix())
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
             yield from _list_items(path)
         elif os.path.lexists(path):  # a file, or a FIFO, device or dangling link: read_item refuses those
-            yield SourceItem(source=os.path.abspath(path), path=os.path.abspath(path))
+            yield _file_item(path, Path(os.path.abspath(path)).name)
         else:
             raise SourceError(f"{text}: no such file, folder or data set")
+
+
+def unique_items(items: Iterable[SourceItem], on_repeat: Callable[[SourceItem], None] | None = None
+                 ) -> Iterator[SourceItem]:
+    """``items`` less repeats of a source (a file named by a folder and a list): each goes to ``on_repeat``.
+
+    Two different sources with one stable id would share keys: :class:`SourceError` naming both.
+    """
+    sources: dict[str, str] = {}
+    seen: set[str] = set()
+    for item in items:
+        if item.source in seen:
+            if on_repeat is not None:
+                on_repeat(item)
+            continue
+        first = sources.setdefault(item.stable_id, item.source)
+        if first != item.source:
+            raise SourceError(f"{item.source}: same id {item.stable_id!r} as {first} (two input folders "
+                              "with one name, or two files with one name?): give them distinct names")
+        seen.add(item.source)
+        yield item
 
 
 def read_item(item: SourceItem) -> tuple[bytes, str]:

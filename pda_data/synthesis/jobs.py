@@ -11,9 +11,8 @@ and files match. The output folder is locked for the run (:mod:`pda_data.io.lock
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
-import multiprocessing as mp
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from pda_data.distribute import Engine, distribute
 from pda_data.io.images import ImageError, load_image, save_image
 from pda_data.io.lock import folder_lock
 from pda_data.io.table import IMAGES_DIR, MANIFEST_NAME, STATUS_KEPT, STATUS_REJECTED, TableError
@@ -163,37 +163,35 @@ def make_sample(job: str, task: Task, out: Path) -> Outcome:
     return Outcome(row, outcome.tiles)
 
 
-def _init_worker() -> None:
-    import torch
+@dataclass(frozen=True)
+class SynthWork:
+    """The per-sample work of a synthesis job, as every engine's workers run it (:mod:`pda_data.distribute`).
 
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
+    Worker processes start by spawning: the driver may hold torch's threads, which a fork would copy.
+    """
+
+    job: str
+    out: Path
+    start_method: str | None = "spawn"
+
+    @contextlib.contextmanager
+    def session(self, worker: bool) -> Iterator[Callable[[Task], Outcome]]:
+        """The sample maker; in a worker process single-threaded (torch, OpenCV) so N workers use N cores."""
+        if worker:
+            import torch
+
+            torch.set_num_threads(1)
+            cv2.setNumThreads(1)
+        yield functools.partial(make_sample, self.job, out=self.out)
 
 
-def _run_chunk(job: str, tasks: list[Task], out: Path) -> list[Outcome]:
-    return [make_sample(job, t, out) for t in tasks]
-
-
-def run_tasks(job: str, tasks: Sequence[Task], out: str | Path, workers: int = 1) -> Iterator[Outcome]:
-    """Make every task (in ``workers`` processes when > 1), yielding outcomes as they finish."""
-    out_dir = Path(out)
-    if workers <= 1:
-        for task in tasks:
-            yield make_sample(job, task, out_dir)
-        return
-    chunk = max(1, min(32, len(tasks) // (workers * 4) or 1))
-    chunks = [list(tasks[i : i + chunk]) for i in range(0, len(tasks), chunk)]
-    with cf.ProcessPoolExecutor(
-        workers, mp_context=mp.get_context("spawn"), initializer=_init_worker
-    ) as pool:
-        futures = [pool.submit(_run_chunk, job, c, out_dir) for c in chunks]
-        try:
-            for fut in cf.as_completed(futures):
-                yield from fut.result()
-        except BaseException:  # a failed chunk (full disk) or a stop: do not start the queued ones
-            for fut in futures:
-                fut.cancel()
-            raise
+def run_tasks(job: str, tasks: Sequence[Task], out: str | Path, workers: int = 1,
+              engine: Engine | None = None) -> Iterator[Outcome]:
+    """Make every task, yielding outcomes in task order; ``engine`` (default: the local one with
+    ``workers`` processes) runs them, a few tasks per batch."""
+    engine = engine or Engine("local", workers)
+    batch = max(1, min(32, len(tasks) // (max(engine.workers, 1) * 4) or 1))
+    return distribute(SynthWork(job, Path(out)), tasks, engine, batch_size=batch)
 
 
 @dataclass
@@ -243,8 +241,12 @@ def run_synth(
     workers: int = 1,
     on_progress: Callable[[int], None] | None = None,
     checkpoint: int = 500,
+    engine: Engine | None = None,
 ) -> SynthSummary:
     """Make ``tasks`` (reusing matching samples of an earlier run), then write the manifest and sheet.
+
+    ``engine`` makes the samples (default: the local one with ``workers`` processes); the result is the
+    same whichever.
 
     ``out`` is locked for the run. When an error stops it, the manifest of the samples made so far is
     written if it can be (on a full disk it may not: the last checkpoint stays), then the error is raised.
@@ -256,7 +258,7 @@ def run_synth(
             on_progress(len(previous))
         try:
             for n, outcome in enumerate(
-                run_tasks(job, [t for t in tasks if t.key not in previous], out_dir, workers), 1
+                run_tasks(job, [t for t in tasks if t.key not in previous], out_dir, workers, engine), 1
             ):
                 outcomes.append(outcome)
                 if on_progress:
