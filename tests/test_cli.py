@@ -176,3 +176,14 @@ def test_translate_feeds_the_model_the_stream_resize() -> None:
         np.testing.assert_allclose(lm[i], normalize_points(mapped, 64, 64), atol=1e-5)
         assert np.abs(out[i].anime.astype(int) - image.astype(int)).max() <= 1  # [-1, 1] and back
     np.testing.assert_array_equal(out[1].anime, crops[1])  # a crop at the model size passes unchanged
+
+
+def test_bad_parameter_inside_a_command_is_a_usage_error(tmp_path: Path) -> None:
+    """typer.BadParameter raised by a command's own checks ends as click's usage error (exit 2), not as
+    the guard's 'internal error' (typer 0.29 carries its own copy of click's exception classes)."""
+    part = runner.invoke(data_app, ["crop-humans", str(tmp_path), "-o", str(tmp_path / "o"), "--part", "3/2"])
+    kinds = runner.invoke(data_app, ["synth-structure", "--anime", "a.parquet", "-o", str(tmp_path / "s"),
+                                     "--kinds", "bogus"])
+    for result, reason in ((part, "i must be between 1 and N"), (kinds, "unknown kind(s)")):
+        assert result.exit_code == 2, result.output
+        assert reason in " ".join(result.output.split()) and "internal error" not in result.output

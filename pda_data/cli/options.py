@@ -13,7 +13,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -39,6 +38,11 @@ ImageFormatChoice = choice("ImageFormatChoice", IMAGE_FORMATS)
 RoleChoice = choice("RoleChoice", ROLES)
 SplitChoice = choice("SplitChoice", SPLITS)
 
+
+# Usage errors (typer.BadParameter and kin) end with click's usage message. Typer 0.29 and newer carry their
+# own copy of click, so the base class is taken from typer's exception, not from an installed click.
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_PASS_THROUGH = (typer.Exit, typer.Abort, _CLICK_ERROR, KeyboardInterrupt)
 
 DEBUG_ENV = "PDA_DEBUG"  # set to 1 to let unexpected exceptions through with their traceback
 
@@ -70,7 +74,7 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort, KeyboardInterrupt):
+        except _PASS_THROUGH:
             raise
         except OSError as exc:
             if os.environ.get(DEBUG_ENV):
