@@ -10,11 +10,24 @@ export PATH="$BIN:$PATH"
 export OMP_NUM_THREADS=1
 mkdir -p "$OUT"
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+step() { printf '\n\033[1m== %s\033[0m (%d s)\n' "$*" "$SECONDS"; }
+
+# Independent steps run side by side (the demo is sized for 2 cores), each into its own log under
+# $OUT/logs; the logs are printed in order once all are done, and the first failure stops the demo.
+side_by_side() {
+  local names=("$@") pids=() i status=0
+  mkdir -p "$OUT/logs"
+  for i in "${!names[@]}"; do "${names[$i]}" > "$OUT/logs/${names[$i]}.log" 2>&1 & pids+=($!); done
+  for i in "${!names[@]}"; do
+    wait "${pids[$i]}" || status=$?
+    cat "$OUT/logs/${names[$i]}.log"
+  done
+  return "$status"
+}
 
 step "1/8 demo world"
 pda-data demo --out "$OUT/world"
-step "2/8 curate cosers (anime face detector + dlib fallback) and humans"
+step "2/8 curate cosers (anime face detector + dlib fallback) and humans, 3/8 anime landmarks"
 # The anime cascade is downloaded on first use; an offline machine without it (and without
 # $PDA_ANIME_CASCADE) runs the demo on dlib's detector alone rather than stopping.
 coser_detector=()
@@ -23,14 +36,22 @@ if ! python -c "from pda_data.faces.models import resolve_cascade; resolve_casca
   coser_detector=(--detector dlib-hog --no-fallback)
 fi
 # Every demo face is the same person, so near-duplicate removal would drop real samples here.
-pda-data crop-cosers "$OUT/world/raw_cosers" --out "$OUT/cosers" --faces all --no-dedup "${coser_detector[@]}"
-pda-data crop-humans "$OUT/world/humans" --out "$OUT/humans" --no-dedup
-step "3/8 anime landmarks"
-pda-data landmarks import "$OUT/world/anime_annotations.xml" --images "$OUT/world/anime" --out "$OUT/anime.parquet"
+cosers() {
+  pda-data crop-cosers "$OUT/world/raw_cosers" --out "$OUT/cosers" --faces all --no-dedup "${coser_detector[@]}"
+}
+humans_and_anime() {
+  pda-data crop-humans "$OUT/world/humans" --out "$OUT/humans" --no-dedup
+  pda-data landmarks import "$OUT/world/anime_annotations.xml" --images "$OUT/world/anime" \
+    --out "$OUT/anime.parquet"
+}
+side_by_side cosers humans_and_anime
 step "4/8 synthesized classifier data"
-pda-data synth-structure --anime "$OUT/anime.parquet" --out "$OUT/structure" --n 64
-pda-data synth-highlights --humans "$OUT/humans" --anime "$OUT/anime.parquet" --out "$OUT/highlights" --n 48
-pda-data synth-aug --humans "$OUT/humans" --cosers "$OUT/cosers" --out "$OUT/aug" --n 16
+structure() { pda-data synth-structure --anime "$OUT/anime.parquet" --out "$OUT/structure" --n 64; }
+highlights() {
+  pda-data synth-highlights --humans "$OUT/humans" --anime "$OUT/anime.parquet" --out "$OUT/highlights" --n 48
+}
+aug() { pda-data synth-aug --humans "$OUT/humans" --cosers "$OUT/cosers" --out "$OUT/aug" --n 16; }
+side_by_side structure highlights aug
 step "5/8 pack shards"
 # A quarter of every role is held out (by key hash): about ten test humans the model never trains on.
 pda-data pack --out "$OUT/shards" --cosers "$OUT/cosers" --humans "$OUT/humans" --anime "$OUT/anime.parquet" \
@@ -40,12 +61,14 @@ if [ "${STOP_AFTER:-}" = pack ]; then exit 0; fi  # tools/fetch_gpu_wheels.sh wa
 step "6/8 train: auxiliary networks, then stages 1, 2 and 3 (tiny preset)"
 # One torch thread: the tiny networks gain little from a second one and lose badly when the other core is busy.
 pda-train run --manifest manifests/demo.yaml --shards "$OUT/shards" --out "$OUT/run" --device cpu --threads 1
-step "7/8 translate"
-pda-train translate "$OUT/world/humans" --model "$OUT/run/final.safetensors" --out "$OUT/translated" \
-  --paste-back --device cpu
-step "8/8 evaluate on the held-out test split"
+step "7/8 translate every human photo, and 8/8 evaluate on the held-out test split"
+translate() {
+  pda-train translate "$OUT/world/humans" --model "$OUT/run/final.safetensors" --out "$OUT/translated" \
+    --paste-back --device cpu
+}
 # The run's shards, human and anime test splits: faces the model never saw. summary.png shows them.
-pda-train evaluate --model "$OUT/run/final.safetensors" --out "$OUT/eval" --device cpu
+evaluate() { pda-train evaluate --model "$OUT/run/final.safetensors" --out "$OUT/eval" --device cpu; }
+side_by_side translate evaluate
 cp "$OUT/eval/summary.png" "$OUT/summary.png"
 
 step "outputs"
@@ -53,3 +76,4 @@ echo "model:       $OUT/run/final.safetensors (+ .json config)"
 echo "translated:  $OUT/translated/"
 echo "evaluation:  $OUT/eval/report.json"
 echo "summary:     $OUT/summary.png (input, LDN-warped, anime, pasted back: one column per test face)"
+echo "done in $SECONDS s"
