@@ -57,7 +57,7 @@ rc=$?; [ $rc = 5 ] && rc=0; record gpu_tests $rc  # 5: nothing collected
 note "3 bench_step: fp32, bf16, bf16 + compile against the U-GAT-IT step"
 for mode in "off" "bf16" "bf16 --compile"; do
   name=$(echo "$mode" | tr -d ' -')
-  [ "$DRY" = 1 ] && [ "$name" = bf16compile ] && set -- --compile-backend aot_eager || set --
+  [ "$DRY" = 1 ] && [ "$name" = bf16compile ] && set -- --compile-backend eager || set --
   # shellcheck disable=SC2086
   $PY tools/bench_step.py "${BENCH[@]}" --amp $mode "$@" | tail -n 1 > "$OUT/bench_$name.json"
   record "bench_$name" "${PIPESTATUS[0]}"
