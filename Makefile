@@ -7,16 +7,16 @@ PIP := $(PY) -m pip
 # with --no-compile and then compiling the venv on every core halves that. Python would compile lazily
 # on import, but not where PYTHONDONTWRITEBYTECODE is set, and then every command would pay again.
 # compileall exits 1 for the few files it cannot compile (test data of other packages): ignored, as pip does.
-PIP_INSTALL := $(PIP) install -q --no-compile
+PIP_INSTALL := $(PIP) install -q --no-compile --disable-pip-version-check
 COMPILE := $(PY) -m compileall -qq -j 0 $(VENV)/lib pda_data pda_train || true
 DEMO_OUT ?= demo_out
 TORCH_PIN := torch==2.13.0
 
 .PHONY: demo test test-fast lint install install-test clean
 
+# Python 3.11's bundled pip (22.3 or newer) installs the project as it is: no upgrade round first.
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
 
 # torch first, pinned to the CPU build on disk: an unpinned torch would pull a multi-GB CUDA build.
 define install_torch
