@@ -13,7 +13,7 @@ mkdir -p "$OUT"
 step() { printf '\n\033[1m== %s\033[0m (%d s)\n' "$*" "$SECONDS"; }
 
 # Independent steps run side by side (the demo is sized for 2 cores), each into its own log under
-# $OUT/logs; the logs are printed in order once all are done, and the first failure stops the demo.
+# $OUT/logs; the logs are printed in order once all are done, and if any failed the demo stops there.
 side_by_side() {
   local names=("$@") pids=() i status=0
   mkdir -p "$OUT/logs"

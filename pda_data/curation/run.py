@@ -235,9 +235,9 @@ def summarize(df: pd.DataFrame, out: Path) -> RunSummary:
     return summary
 
 
-def done_stems(out: Path) -> set[str]:
-    """The key stems of the inputs finished in ``out`` (manifest and chunks): a rerun skips them."""
-    return {key.rsplit("-", 1)[0] for key in load_progress(out)["key"]}
+def done_stems(progress: pd.DataFrame) -> set[str]:
+    """The key stems of the inputs finished so far (the rows of :func:`load_progress`): a rerun skips them."""
+    return {key.rsplit("-", 1)[0] for key in progress["key"]}
 
 
 def _todo(inputs: Iterable[str | Path], hf: HFOptions | None, part: tuple[int, int] | None, done: set[str],
@@ -257,7 +257,7 @@ def count_items(inputs: Iterable[str | Path], hf: HFOptions | None = None,
     Walks the inputs without decoding anything; folders it cannot list go to ``on_folder_error`` (the run's
     own walk does not report them again). Two inputs with one stable id raise the run's SourceError now.
     """
-    done = done_stems(Path(out)) if out is not None else set()
+    done = done_stems(load_progress(Path(out))) if out is not None else set()
     return sum(1 for _ in _todo(inputs, hf, part, done, on_folder_error))
 
 
@@ -294,17 +294,19 @@ def _curate(inputs: Iterable[str | Path], out: Path, options: CurateOptions, eng
     ensure_folder(out / IMAGES_DIR)
     chunks = ChunkWriter(out)
     done = load_progress(out)
+    stems = done_stems(done)
     index = NearDuplicateIndex(options.hamming)
-    for key, value in zip(kept_rows(done)["key"], kept_rows(done)["phash"], strict=True):
+    kept = kept_rows(done)
+    for key, value in zip(kept["key"], kept["phash"], strict=True):
         index.add(key, value)
-    del done
+    del done, kept
 
     summary = RunSummary(out=out)
 
     def repeat(_: SourceItem) -> None:  # the same file named twice (e.g. a folder and a list) is done once
         summary.skipped += 1
 
-    todo = _todo(inputs, hf, part, done_stems(out), on_repeat=repeat)
+    todo = _todo(inputs, hf, part, stems, on_repeat=repeat)
     pending: list[dict[str, Any]] = []
     start = time.perf_counter()
     try:
